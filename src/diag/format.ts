@@ -1,0 +1,54 @@
+// Renders diagnostics for people (file:line:col, a source excerpt with a caret, the hint) and for
+// machines (--json). Nothing here prints; the CLI does.
+import type { Diagnostic } from "./diagnostic.js";
+
+export interface Style {
+  color: boolean;
+}
+
+const paint = (on: boolean, code: string, text: string) => (on ? `\x1b[${code}m${text}\x1b[0m` : text);
+
+export function formatDiagnostic(d: Diagnostic, source: string | undefined, style: Style): string {
+  const where = d.location ? `${d.location.file}:${d.location.line}:${d.location.col}` : "<spec>";
+  const label = d.severity === "error" ? paint(style.color, "1;31", "error") : paint(style.color, "1;33", "warning");
+  const lines = [`${where}: ${label}: ${d.pointer || "/"}: ${d.message}`];
+  const excerpt = source !== undefined && d.location ? excerptAt(source, d.location.line, d.location.col) : undefined;
+  if (excerpt) lines.push(...excerpt.map((l) => paint(style.color, "2", l)));
+  if (d.hint) lines.push(`  hint: ${d.hint}`);
+  return lines.join("\n");
+}
+
+function excerptAt(source: string, line: number, col: number): string[] | undefined {
+  const text = source.split(/\r?\n/)[line - 1];
+  if (text === undefined || text.length > 200) return undefined;
+  const gutter = String(line).padStart(5);
+  return [`${gutter} | ${text}`, `${" ".repeat(gutter.length)} | ${" ".repeat(Math.max(0, col - 1))}^`];
+}
+
+export function formatDiagnostics(list: readonly Diagnostic[], source: string | undefined, style: Style): string {
+  return list.map((d) => formatDiagnostic(d, source, style)).join("\n");
+}
+
+/** The documented --json shape of one diagnostic. */
+export function diagnosticToJson(d: Diagnostic) {
+  return {
+    severity: d.severity,
+    code: d.code,
+    file: d.location?.file ?? null,
+    line: d.location?.line ?? null,
+    column: d.location?.col ?? null,
+    pointer: d.pointer,
+    message: d.message,
+    hint: d.hint ?? null,
+  };
+}
+
+export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
+  return [...list].sort(
+    (a, b) =>
+      (a.location?.line ?? 0) - (b.location?.line ?? 0) ||
+      (a.location?.col ?? 0) - (b.location?.col ?? 0) ||
+      a.pointer.localeCompare(b.pointer) ||
+      a.code.localeCompare(b.code),
+  );
+}

@@ -1,0 +1,51 @@
+// Correlates JSON pointers with the YAML source, once, at the edge (like butane's report).
+import { isMap, isSeq, isScalar, isPair, LineCounter, type Document, type Node } from "yaml";
+import { pointerTokens, type Diagnostic } from "./diagnostic.js";
+
+export interface SourceMap {
+  file: string;
+  document: Document | undefined;
+  lineCounter: LineCounter;
+}
+
+/**
+ * Finds the deepest node the pointer reaches. When the pointer names something missing, the closest
+ * existing ancestor is used, so "missing key" errors point at the map that lacks the key.
+ */
+function resolve(doc: Document, pointer: string, atKey: boolean): [number, number] | undefined {
+  let node: unknown = doc.contents;
+  let range: [number, number] | undefined = rangeOf(node);
+  const tokens = pointerTokens(pointer);
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    const last = i === tokens.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === token);
+      if (!pair) return range;
+      if (last && atKey) return rangeOf(pair.key) ?? range;
+      node = pair.value ?? pair.key;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(token)];
+      if (item === undefined) return range;
+      node = isPair(item) ? item.value : item;
+    } else {
+      return range;
+    }
+    range = rangeOf(node) ?? range;
+  }
+  return range;
+}
+
+function rangeOf(node: unknown): [number, number] | undefined {
+  const r = (node as Node | null)?.range;
+  return r ? [r[0], r[1]] : undefined;
+}
+
+export function locate(map: SourceMap, diagnostics: Diagnostic[]): Diagnostic[] {
+  return diagnostics.map((d) => {
+    if (d.location) return d;
+    const range = map.document ? resolve(map.document, d.pointer, d.atKey ?? false) : undefined;
+    const pos = map.lineCounter.linePos(range ? range[0] : 0);
+    return { ...d, location: { file: map.file, line: pos.line, col: pos.col } };
+  });
+}

@@ -1,0 +1,248 @@
+// The typed model: the spec with every default applied and every derived value computed once, so
+// that templates only ever print values and never decide anything.
+import { parsePrefix } from "./net.js";
+import { defaultJobName } from "./semantic.js";
+import { systemdEscapePath } from "./systemd-escape.js";
+import type { Spec } from "./types.js";
+
+export type Role = "storage" | "client" | "member";
+
+export interface StorageNode {
+  name: string;
+  fqdn: string;
+  role: "primary" | "standby";
+  address: string;
+  prefix: number;
+  replicationAddress: string;
+  advskew: number;
+}
+
+export interface ReplicationJob {
+  name: string;
+  dataset: string;
+  interval: string;
+  keep: number;
+  /** Where the standby receives it: <sinkRoot>/<primary>/<dataset>. */
+  sinkPath: string;
+}
+
+export interface EncryptionRoot {
+  dataset: string;
+  key: string;
+}
+
+export interface ClientMount {
+  export: string;
+  /** The export relative to the NFSv4 root ("/" for the root itself). */
+  v4Path: string;
+  mountpoint: string;
+  /** systemd unit name, e.g. data-nfs-k3svolumes.mount */
+  unit: string;
+  options: string;
+}
+
+export interface Client {
+  name: string;
+  fqdn: string;
+  mounts: ClientMount[];
+  restartStuckPods: boolean;
+  redirectNfsPort: boolean;
+  kubernetesNodeName: string;
+  /** Certificate and key in one file, as stunnel's cert= wants them. */
+  certFile: string;
+}
+
+export interface Member {
+  name: string;
+  fqdn: string;
+}
+
+export interface HostRef {
+  name: string;
+  role: Role;
+}
+
+export interface ZfsKeyRef {
+  host: string;
+  key: string;
+  /** <fqdn>:<key>.key */
+  fileName: string;
+}
+
+export interface Model {
+  domain: string;
+  pki: {
+    organization: string;
+    country?: string;
+    state?: string;
+    locality?: string;
+    caCommonName: string;
+    keyBits: 2048 | 3072 | 4096;
+    validityDays: number;
+  };
+  vip: {
+    address: string;
+    hostname: string;
+    fqdn: string;
+    aliases: string[];
+    /** hostname, aliases..., fqdn: the names in /etc/hosts and in the server certificate. */
+    names: string[];
+    hostsLine: string;
+    vhid: number;
+    advbase: number;
+    password: string;
+    interface: string;
+  };
+  primary: StorageNode;
+  standby: StorageNode;
+  storageNodes: StorageNode[];
+  nfs: {
+    root: string;
+    dataset: string;
+    tlsPort: number;
+    markerFile: string;
+    blockFile: string;
+  };
+  replication: {
+    port: number;
+    sinkRoot: string;
+    jobs: ReplicationJob[];
+    /** zrepl's client identity of the primary at the sink. */
+    clientIdentity: string;
+    /** The NFS dataset as the standby holds it. */
+    receivedNfsDataset: string;
+  };
+  encryption: {
+    keyDirectory: string;
+    roots: EncryptionRoot[];
+    /** The primary's key that unlocks the NFS dataset (also on the standby, for the received copy). */
+    nfsKeyFile: string;
+  };
+  failback: { enabled: boolean; logFile: string };
+  clients: Client[];
+  members: Member[];
+  /** Every host that gets a tarball, sorted by name. */
+  hosts: HostRef[];
+  zfsKeys: ZfsKeyRef[];
+}
+
+const within = (path: string, root: string) => path === root || path.startsWith(root + "/");
+
+export function keyFileName(fqdn: string, key: string): string {
+  return `${fqdn}:${key}.key`;
+}
+
+export function toModel(spec: Spec): Model {
+  const fqdn = (name: string) => `${name}.${spec.domain}`;
+  const node = (n: Spec["storage"]["nodes"][number]): StorageNode => {
+    const { address, prefix } = parsePrefix(n.address);
+    return {
+      name: n.name,
+      fqdn: fqdn(n.name),
+      role: n.role,
+      address,
+      prefix,
+      replicationAddress: n.replicationAddress,
+      advskew: n.advskew ?? (n.role === "primary" ? 0 : 100),
+    };
+  };
+  const primary = node(spec.storage.nodes.find((n) => n.role === "primary")!);
+  const standby = node(spec.storage.nodes.find((n) => n.role === "standby")!);
+  const { vip, nfs, replication, encryption } = spec.storage;
+  const aliases = vip.aliases ?? [];
+  const vipFqdn = fqdn(vip.hostname);
+  const names = [vip.hostname, ...aliases, vipFqdn];
+
+  const jobs: ReplicationJob[] = replication.datasets.map((d) => ({
+    name: d.jobName ?? defaultJobName(primary.name, standby.name, d.name),
+    dataset: d.name,
+    interval: d.interval,
+    keep: d.keep,
+    sinkPath: `${replication.sinkRoot}/${primary.name}/${d.name}`,
+  }));
+
+  // The NFS dataset inherits its key from the innermost encryption root above it.
+  const nfsRoot = [...encryption.roots].filter((r) => within(nfs.dataset, r.dataset)).sort((a, b) => b.dataset.length - a.dataset.length)[0]!;
+
+  const clients: Client[] = spec.clients.map((c) => ({
+    name: c.name,
+    fqdn: fqdn(c.name),
+    restartStuckPods: c.restartStuckPods ?? false,
+    redirectNfsPort: c.redirectNfsPort ?? false,
+    kubernetesNodeName: c.kubernetesNodeName ?? c.name,
+    certFile: `/etc/stunnel/${c.name}-stunnel.pem`,
+    mounts: c.mounts.map((m) => ({
+      export: m.export,
+      v4Path: m.export === nfs.root ? "/" : m.export.slice(nfs.root.length),
+      mountpoint: m.mountpoint,
+      unit: systemdEscapePath(m.mountpoint) + ".mount",
+      options: [`port=${nfs.tlsPort}`, ...(m.options ?? ["hard"]), "_netdev"].join(","),
+    })),
+  }));
+  const members: Member[] = (spec.members ?? []).map((m) => ({ name: m.name, fqdn: fqdn(m.name) }));
+
+  const hosts: HostRef[] = [
+    ...[primary, standby].map((n) => ({ name: n.name, role: "storage" as const })),
+    ...clients.map((c) => ({ name: c.name, role: "client" as const })),
+    ...members.map((m) => ({ name: m.name, role: "member" as const })),
+  ].sort((a, b) => a.name.localeCompare(b.name));
+
+  // Every FreeBSD host (storage nodes and members) gets its own key for every encryption root.
+  const keyHosts = [primary, standby, ...members].map((h) => h.fqdn);
+  const keyNames = [...new Set(encryption.roots.map((r) => r.key))];
+  const zfsKeys: ZfsKeyRef[] = keyHosts
+    .flatMap((host) => keyNames.map((key) => ({ host, key, fileName: keyFileName(host, key) })))
+    .sort((a, b) => a.fileName.localeCompare(b.fileName));
+
+  return {
+    domain: spec.domain,
+    pki: {
+      organization: spec.pki.organization,
+      country: spec.pki.country,
+      state: spec.pki.state,
+      locality: spec.pki.locality,
+      caCommonName: spec.pki.caCommonName,
+      keyBits: spec.pki.keyBits ?? 4096,
+      validityDays: spec.pki.validityDays ?? 3650,
+    },
+    vip: {
+      address: vip.address,
+      hostname: vip.hostname,
+      fqdn: vipFqdn,
+      aliases,
+      names,
+      hostsLine: [vip.address, ...names].join(" "),
+      vhid: vip.vhid,
+      advbase: vip.advbase ?? 1,
+      password: vip.password,
+      interface: spec.storage.interface,
+    },
+    primary,
+    standby,
+    storageNodes: [primary, standby],
+    nfs: {
+      root: nfs.root,
+      dataset: nfs.dataset,
+      tlsPort: nfs.tlsPort,
+      markerFile: `${nfs.root}/nfs.DO_NOT_REMOVE`,
+      blockFile: `${nfs.root}/nfs.NO_AUTO_FAILBACK`,
+    },
+    replication: {
+      port: replication.port,
+      sinkRoot: replication.sinkRoot,
+      jobs,
+      clientIdentity: primary.name,
+      receivedNfsDataset: `${replication.sinkRoot}/${primary.name}/${nfs.dataset}`,
+    },
+    encryption: {
+      keyDirectory: encryption.keyDirectory,
+      roots: encryption.roots.map((r) => ({ dataset: r.dataset, key: r.key })),
+      nfsKeyFile: `${encryption.keyDirectory}/${keyFileName(primary.fqdn, nfsRoot.key)}`,
+    },
+    failback: { enabled: spec.storage.failback?.enabled ?? true, logFile: "/var/log/carp-auto-failback.log" },
+    clients,
+    members,
+    hosts,
+    zfsKeys,
+  };
+}

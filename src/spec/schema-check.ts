@@ -1,0 +1,159 @@
+// Checks the parsed spec against the JSON Schema (the one definition of its shape) and turns ajv's
+// errors into located diagnostics that say what is wrong, with which value, and what to do.
+import { readFileSync } from "node:fs";
+import AjvModule, { type ErrorObject, type ValidateFunction } from "ajv";
+import { error, pointerOf, pointerTokens, showValue, type Diagnostic } from "../diag/diagnostic.js";
+import { schemaPath } from "../paths.js";
+import { formatHints, formats } from "./formats.js";
+import { closest } from "./suggest.js";
+
+const Ajv = AjvModule as unknown as typeof AjvModule.default;
+
+type Schema = Record<string, any>;
+
+/** Values at these pointers are secrets: messages never repeat them. */
+export const SECRET_POINTERS = [/^\/storage\/vip\/password$/];
+
+export function isSecretPointer(pointer: string): boolean {
+  return SECRET_POINTERS.some((re) => re.test(pointer));
+}
+
+let cached: { schema: Schema; validate: ValidateFunction } | undefined;
+
+export function loadSchema(): { schema: Schema; validate: ValidateFunction } {
+  if (!cached) {
+    const schema = JSON.parse(readFileSync(schemaPath, "utf8")) as Schema;
+    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+    for (const [name, check] of Object.entries(formats)) ajv.addFormat(name, { type: "string", validate: check });
+    cached = { schema, validate: ajv.compile(schema) };
+  }
+  return cached;
+}
+
+/** The schema node that describes the value at `pointer`, following $ref, properties and items. */
+export function schemaAt(root: Schema, pointer: string): Schema | undefined {
+  let node: Schema | undefined = deref(root, root);
+  for (const token of pointerTokens(pointer)) {
+    if (!node) return undefined;
+    if (node.properties && token in node.properties) node = deref(root, node.properties[token]);
+    else if (node.items && /^\d+$/.test(token)) node = deref(root, node.items);
+    else return undefined;
+  }
+  return node;
+}
+
+function deref(root: Schema, node: Schema | undefined): Schema | undefined {
+  if (!node?.$ref) return node;
+  const target = pointerTokens(node.$ref.replace(/^#/, "")).reduce<any>((n, t) => n?.[t], root);
+  // Keep the referring node's own description: it is more specific than the definition's.
+  return { ...target, ...node, $ref: undefined, description: node.description ?? target?.description };
+}
+
+function valueAt(data: unknown, pointer: string): unknown {
+  return pointerTokens(pointer).reduce<any>((v, t) => (v === null || v === undefined ? undefined : v[t]), data);
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  if (typeof v === "number") return Number.isInteger(v) ? "an integer" : "a number";
+  return `a ${typeof v}`;
+}
+
+const article: Record<string, string> = {
+  string: "a string",
+  integer: "an integer",
+  number: "a number",
+  boolean: "true or false",
+  object: "a mapping",
+  array: "a list",
+};
+
+export function checkSchema(data: unknown): Diagnostic[] {
+  const { schema, validate } = loadSchema();
+  if (validate(data)) return [];
+  const out: Diagnostic[] = [];
+  const seen = new Set<string>();
+  for (const e of validate.errors ?? []) {
+    const d = toDiagnostic(schema, data, e);
+    if (!d) continue;
+    const key = `${d.pointer}\u0000${d.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(d);
+  }
+  return out;
+}
+
+function toDiagnostic(schema: Schema, data: unknown, e: ErrorObject): Diagnostic | undefined {
+  const pointer = e.instancePath;
+  const value = valueAt(data, pointer);
+  const shown = isSecretPointer(pointer) ? "(hidden: it is a secret)" : showValue(value);
+  const field = schemaAt(schema, pointer);
+  const about = field?.description ? `${field.description}` : undefined;
+  switch (e.keyword) {
+    case "additionalProperties": {
+      const key = String(e.params.additionalProperty);
+      const allowed = Object.keys(schemaAt(schema, pointer)?.properties ?? {});
+      const guess = closest(key, allowed);
+      const keyPointer = pointer + pointerOf([key]);
+      return {
+        ...error(
+          "schema.unknown-key",
+          keyPointer,
+          `unknown key ${JSON.stringify(key)}` + (guess ? `; did you mean ${JSON.stringify(guess)}?` : ""),
+          guess ? `rename it to ${JSON.stringify(guess)}` : `remove it; allowed here: ${allowed.join(", ")}`,
+        ),
+        atKey: true,
+      };
+    }
+    case "required": {
+      const key = String(e.params.missingProperty);
+      const child = schemaAt(schema, pointer + pointerOf([key]));
+      return error(
+        "schema.required",
+        pointer + pointerOf([key]),
+        `missing required key ${JSON.stringify(key)}`,
+        `add ${JSON.stringify(key)}` + (child?.description ? `: ${child.description}` : ""),
+      );
+    }
+    case "type": {
+      const want = String(e.params.type)
+        .split(",")
+        .map((t) => article[t] ?? t)
+        .join(" or ");
+      return error("schema.type", pointer, `must be ${want}, got ${typeName(value)} ${shown}`, about);
+    }
+    case "const":
+      return error("schema.const", pointer, `must be ${JSON.stringify(e.params.allowedValue)}, got ${shown}`, about);
+    case "enum":
+      return error(
+        "schema.enum",
+        pointer,
+        `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}; got ${shown}`,
+        about,
+      );
+    case "format": {
+      const f = String(e.params.format) as keyof typeof formatHints;
+      return error("schema.format", pointer, `${shown} is not a valid ${f}`, formatHints[f] ?? about);
+    }
+    case "pattern":
+      return error("schema.pattern", pointer, `${shown} is not allowed here`, about);
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum":
+      return error("schema.range", pointer, `${shown} is out of range: ${e.message}`, about);
+    case "minItems":
+    case "maxItems":
+      return error("schema.items", pointer, `has ${Array.isArray(value) ? value.length : 0} entries; ${e.message}`, about);
+    case "uniqueItems":
+      return error("schema.unique", pointer, `has a repeated entry (${e.message?.replace("must NOT have duplicate items ", "")})`, "list each value once");
+    case "maxLength":
+    case "minLength":
+      return error("schema.length", pointer, `${shown} ${e.message}`, about);
+    default:
+      return error(`schema.${e.keyword}`, pointer, `${shown}: ${e.message ?? "is invalid"}`, about);
+  }
+}

@@ -1,0 +1,225 @@
+// Rules the schema cannot express: relations between fields. Runs only on a spec the schema
+// accepted, so every field has its declared type. Returns diagnostics; never throws.
+import { error, warning, pointerOf, showValue, type Diagnostic } from "../diag/diagnostic.js";
+import { ipv4ToInt, subnetOf, intToIpv4 } from "./net.js";
+import type { Spec } from "./types.js";
+
+const within = (path: string, root: string) => path === root || path.startsWith(root + "/");
+
+/** Ports the storage nodes already use for NFS itself: stunnel cannot take them on the VIP. */
+const RESERVED_PORTS: Record<number, string> = { 111: "rpcbind", 2049: "nfsd" };
+
+/** Passwords that appear in tutorials; a CARP group using one can be joined by anyone who read them. */
+const WELL_KNOWN_PASSWORDS = new Set(["testpass", "password", "changeme", "secret", "carp", "carppass", "admin", "pass"]);
+
+/** Each group of checks with the parts of the spec it reads. */
+const GROUPS: [(spec: Spec, out: Diagnostic[]) => void, string[]][] = [
+  [checkHostNames, ["/domain", "/storage/vip", "/storage/nodes", "/clients", "/members"]],
+  [checkNodes, ["/storage/vip", "/storage/nodes"]],
+  [checkNfs, ["/storage/nfs", "/storage/replication"]],
+  [checkReplication, ["/storage/replication", "/storage/nodes"]],
+  [checkEncryption, ["/storage/encryption", "/storage/replication", "/storage/nfs"]],
+  [checkClients, ["/clients", "/storage/nfs"]],
+];
+
+const touches = (a: string, b: string) => a === b || a.startsWith(b + "/") || b.startsWith(a + "/") || a === "" || b === "";
+
+/**
+ * Runs every group whose inputs passed the schema, so one run reports schema and semantic errors
+ * together; a group that reads a part with a schema error is skipped (it would only guess).
+ */
+export function checkSemantics(spec: Spec, schemaErrorPointers: readonly string[] = []): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const [check, reads] of GROUPS) {
+    if (reads.some((r) => schemaErrorPointers.some((p) => touches(p, r)))) continue;
+    check(spec, out);
+  }
+  return out;
+}
+
+function checkHostNames(spec: Spec, out: Diagnostic[]) {
+  const seen = new Map<string, string>();
+  const note = (name: string, pointer: string) => {
+    const first = seen.get(name);
+    if (first) {
+      out.push(error("duplicate-name", pointer, `host name ${showValue(name)} is already used at ${first}`, "every storage node, client, member and the VIP hostname needs its own name"));
+    } else seen.set(name, pointer);
+  };
+  note(spec.storage.vip.hostname, "/storage/vip/hostname");
+  spec.storage.nodes.forEach((n, i) => note(n.name, `/storage/nodes/${i}/name`));
+  spec.clients.forEach((c, i) => note(c.name, `/clients/${i}/name`));
+  (spec.members ?? []).forEach((m, i) => note(m.name, `/members/${i}/name`));
+  const fqdn = `${spec.storage.vip.hostname}.${spec.domain}`;
+  (spec.storage.vip.aliases ?? []).forEach((alias, i) => {
+    if (alias === spec.storage.vip.hostname || alias === fqdn) {
+      out.push(error("duplicate-alias", `/storage/vip/aliases/${i}`, `alias ${showValue(alias)} repeats the VIP's own name`, "remove it: the hostname and <hostname>.<domain> are always listed"));
+    } else if (seen.has(alias) && alias !== spec.storage.vip.hostname) {
+      out.push(error("duplicate-name", `/storage/vip/aliases/${i}`, `alias ${showValue(alias)} is the name of a host (${seen.get(alias)})`, "a VIP alias must not shadow a host name in /etc/hosts"));
+    }
+  });
+}
+
+function checkNodes(spec: Spec, out: Diagnostic[]) {
+  const { nodes, vip } = spec.storage;
+  for (const role of ["primary", "standby"] as const) {
+    const count = nodes.filter((n) => n.role === role).length;
+    if (count !== 1) {
+      const at = nodes.findIndex((n, i) => n.role === role && i > 0);
+      out.push(
+        error(
+          "node-roles",
+          count === 0 ? "/storage/nodes" : `/storage/nodes/${at}/role`,
+          `exactly one storage node must have role ${role}; found ${count}`,
+          "give one node role: primary and the other role: standby",
+        ),
+      );
+    }
+  }
+  const vipInt = ipv4ToInt(vip.address);
+  nodes.forEach((n, i) => {
+    const subnet = subnetOf(n.address);
+    const nodeIp = n.address.split("/")[0]!;
+    if (subnet.prefix > 30) {
+      out.push(error("node-prefix", `/storage/nodes/${i}/address`, `prefix /${subnet.prefix} of ${showValue(n.address)} leaves no room for the VIP`, "write the LAN's real prefix length, e.g. /24"));
+    } else if (vipInt < subnet.network || vipInt > subnet.broadcast) {
+      out.push(
+        error(
+          "vip-outside-subnet",
+          "/storage/vip/address",
+          `VIP ${vip.address} is outside ${n.name}'s subnet ${intToIpv4(subnet.network)}/${subnet.prefix}`,
+          `CARP only works on the node's own LAN: pick a free address between ${intToIpv4(subnet.network + 1)} and ${intToIpv4(subnet.broadcast - 1)}`,
+        ),
+      );
+    } else if (vipInt === subnet.network || vipInt === subnet.broadcast) {
+      out.push(error("vip-reserved", "/storage/vip/address", `VIP ${vip.address} is the ${vipInt === subnet.network ? "network" : "broadcast"} address of ${n.name}'s subnet`, "pick a free host address inside the subnet"));
+    }
+    if (nodeIp === vip.address) {
+      out.push(error("vip-is-node", "/storage/vip/address", `VIP ${vip.address} is ${n.name}'s own address`, "the VIP must be a free address that moves between the nodes"));
+    }
+  });
+  if (nodes.length === 2) {
+    const [a, b] = nodes as [Spec["storage"]["nodes"][0], Spec["storage"]["nodes"][0]];
+    if (a.address.split("/")[0] === b.address.split("/")[0]) {
+      out.push(error("duplicate-address", "/storage/nodes/1/address", `both storage nodes have address ${a.address.split("/")[0]}`, "give each node its own LAN address"));
+    } else if (a.address.split("/")[1] !== b.address.split("/")[1] || subnetOf(a.address).network !== subnetOf(b.address).network) {
+      out.push(error("nodes-different-subnets", "/storage/nodes/1/address", `${b.name} (${b.address}) is not in ${a.name}'s subnet (${a.address})`, "CARP needs both nodes on one LAN segment with the same prefix"));
+    }
+    if (a.replicationAddress === b.replicationAddress) {
+      out.push(error("duplicate-address", "/storage/nodes/1/replicationAddress", `both storage nodes have replicationAddress ${a.replicationAddress}`, "give each node its own replication address"));
+    }
+    const primary = nodes.find((n) => n.role === "primary");
+    const standby = nodes.find((n) => n.role === "standby");
+    if (primary && standby) {
+      const ps = primary.advskew ?? 0;
+      const ss = standby.advskew ?? 100;
+      if (ss <= ps) {
+        const at = nodes.indexOf(standby);
+        out.push(
+          warning("advskew-order", `/storage/nodes/${at}/advskew`, `the standby's advskew (${ss}) is not above the primary's (${ps}), so the primary does not win CARP elections after a reboot`, "give the standby a higher advskew, e.g. 100"),
+        );
+      }
+    }
+  }
+  if (WELL_KNOWN_PASSWORDS.has(vip.password.toLowerCase()) || vip.password.length < 8) {
+    out.push(
+      warning("weak-carp-password", "/storage/vip/password", "the CARP password is short or a well-known example value (it is not shown here)", "use 12 to 19 random characters, e.g. `openssl rand -base64 12`"),
+    );
+  }
+}
+
+function checkNfs(spec: Spec, out: Diagnostic[]) {
+  const { nfs, replication } = spec.storage;
+  const service = RESERVED_PORTS[nfs.tlsPort];
+  if (service) {
+    out.push(error("port-conflict", "/storage/nfs/tlsPort", `port ${nfs.tlsPort} is ${service}'s own port on the storage nodes`, "pick a free port for stunnel, e.g. 2323"));
+  }
+  if (!replication.datasets.some((d) => d.name === nfs.dataset)) {
+    out.push(error("nfs-not-replicated", "/storage/nfs/dataset", `NFS dataset ${showValue(nfs.dataset)} is not in storage.replication.datasets`, "add it to the replicated datasets, or the standby has nothing to serve after a failover"));
+  }
+}
+
+function checkReplication(spec: Spec, out: Diagnostic[]) {
+  const names = new Map<string, number>();
+  const jobs = new Map<string, number>();
+  const [primary, standby] = ["primary", "standby"].map((r) => spec.storage.nodes.find((n) => n.role === r)?.name ?? r);
+  spec.storage.replication.datasets.forEach((d, i) => {
+    if (names.has(d.name)) {
+      out.push(error("duplicate-dataset", `/storage/replication/datasets/${i}/name`, `dataset ${showValue(d.name)} is listed twice (first at index ${names.get(d.name)})`, "list each replicated dataset once"));
+    } else names.set(d.name, i);
+    const job = d.jobName ?? defaultJobName(primary!, standby!, d.name);
+    if (jobs.has(job)) {
+      out.push(
+        error(
+          "duplicate-job",
+          `/storage/replication/datasets/${i}`,
+          `zrepl job name ${showValue(job)} is also the name of datasets[${jobs.get(job)}]'s job`,
+          "set a distinct jobName on one of them (zrepl job names must be unique and cannot be renamed easily later)",
+        ),
+      );
+    } else jobs.set(job, i);
+    if (job === "sink") out.push(error("reserved-job", `/storage/replication/datasets/${i}`, `zrepl job name "sink" is taken by the standby's sink job`, "set another jobName"));
+    if (within(d.name, spec.storage.replication.sinkRoot) || within(spec.storage.replication.sinkRoot, d.name)) {
+      out.push(error("sink-overlap", `/storage/replication/datasets/${i}/name`, `dataset ${showValue(d.name)} overlaps the sink root ${showValue(spec.storage.replication.sinkRoot)}`, "keep replicated datasets and the sink root apart"));
+    }
+  });
+}
+
+export function defaultJobName(primary: string, standby: string, dataset: string): string {
+  return `${primary}_to_${standby}_${dataset.split("/").pop()}`;
+}
+
+function checkEncryption(spec: Spec, out: Diagnostic[]) {
+  const roots = spec.storage.encryption.roots;
+  const seen = new Map<string, number>();
+  roots.forEach((r, i) => {
+    if (seen.has(r.dataset)) out.push(error("duplicate-root", `/storage/encryption/roots/${i}/dataset`, `encryption root ${showValue(r.dataset)} is listed twice`, "list each encryption root once"));
+    else seen.set(r.dataset, i);
+  });
+  const under = (ds: string) => roots.some((r) => within(ds, r.dataset));
+  spec.storage.replication.datasets.forEach((d, i) => {
+    if (!under(d.name)) {
+      out.push(
+        error(
+          "not-encrypted",
+          `/storage/replication/datasets/${i}/name`,
+          `dataset ${showValue(d.name)} is not under any storage.encryption.roots entry`,
+          "zrepl sends raw encrypted streams (send.encrypted: true), which refuses unencrypted datasets: put it under an encryption root",
+        ),
+      );
+    }
+  });
+  if (!under(spec.storage.nfs.dataset) && spec.storage.replication.datasets.some((d) => d.name === spec.storage.nfs.dataset) === false) {
+    out.push(error("not-encrypted", "/storage/nfs/dataset", `NFS dataset ${showValue(spec.storage.nfs.dataset)} is not under any encryption root`, "put it under one of storage.encryption.roots"));
+  }
+}
+
+function checkClients(spec: Spec, out: Diagnostic[]) {
+  const root = spec.storage.nfs.root;
+  spec.clients.forEach((c, ci) => {
+    const mountpoints = new Map<string, number>();
+    c.mounts.forEach((m, mi) => {
+      const at = `/clients/${ci}/mounts/${mi}`;
+      if (!within(m.export, root)) {
+        out.push(error("export-outside-root", `${at}/export`, `export ${showValue(m.export)} is not under the NFS root ${showValue(root)}`, `NFSv4 serves only paths under the V4: root; write ${root} or a path below it`));
+      }
+      if (mountpoints.has(m.mountpoint)) {
+        out.push(error("duplicate-mountpoint", `${at}/mountpoint`, `mountpoint ${showValue(m.mountpoint)} is used twice on ${c.name}`, "give each mount of a client its own mountpoint"));
+      } else mountpoints.set(m.mountpoint, mi);
+      const opts = m.options ?? [];
+      opts.forEach((o, oi) => {
+        const name = o.split("=")[0]!;
+        if (name === "port" || name === "_netdev") {
+          out.push(error("mount-option", `${at}/options/${oi}`, `option ${showValue(o)} is set by f3s-gen`, `remove it: port=<tlsPort> and _netdev are always added`));
+        }
+      });
+      if (opts.includes("soft") && opts.includes("hard")) {
+        out.push(error("mount-option", `${at}/options`, "options say both soft and hard", "keep one of them"));
+      } else if (opts.includes("soft")) {
+        out.push(warning("soft-mount", `${at}/options`, `soft mount of ${showValue(m.mountpoint)}: a timeout during a failover returns I/O errors to writers and can lose data`, "prefer hard mounts; the mount monitor repairs stale mounts after a failover"));
+      }
+    });
+    if (c.kubernetesNodeName !== undefined && !c.restartStuckPods) {
+      out.push(warning("unused-key", `/clients/${ci}/kubernetesNodeName`, "kubernetesNodeName is only used with restartStuckPods: true", "remove it or set restartStuckPods: true"));
+    }
+  });
+}

@@ -1,0 +1,37 @@
+// The spec as the schema admits it (before defaults). schema/f3s.schema.json is the source of truth;
+// these types mirror it for the code that reads a spec that has already passed the schema.
+
+export interface Spec {
+  version: 1;
+  domain: string;
+  pki: {
+    organization: string;
+    country?: string;
+    state?: string;
+    locality?: string;
+    caCommonName: string;
+    keyBits?: 2048 | 3072 | 4096;
+    validityDays?: number;
+  };
+  storage: {
+    interface: string;
+    vip: { address: string; hostname: string; aliases?: string[]; vhid: number; password: string; advbase?: number };
+    nodes: { name: string; role: "primary" | "standby"; address: string; replicationAddress: string; advskew?: number }[];
+    nfs: { root: string; dataset: string; tlsPort: number };
+    replication: {
+      port: number;
+      sinkRoot: string;
+      datasets: { name: string; interval: string; keep: number; jobName?: string }[];
+    };
+    encryption: { keyDirectory: string; roots: { dataset: string; key: string }[] };
+    failback?: { enabled?: boolean };
+  };
+  clients: {
+    name: string;
+    mounts: { export: string; mountpoint: string; options?: string[] }[];
+    restartStuckPods?: boolean;
+    redirectNfsPort?: boolean;
+    kubernetesNodeName?: string;
+  }[];
+  members?: { name: string }[];
+}
