@@ -92,6 +92,8 @@ export interface Model {
     advbase: number;
     password: string;
     interface: string;
+    /** The interface as rc.conf variable names spell it: FreeBSD's network.subr maps . - / + to _. */
+    interfaceRcName: string;
   };
   primary: StorageNode;
   standby: StorageNode;
@@ -216,6 +218,7 @@ export function toModel(spec: Spec): Model {
       advbase: vip.advbase ?? 1,
       password: vip.password,
       interface: spec.storage.interface,
+      interfaceRcName: spec.storage.interface.replace(/[.\-/+]/g, "_"),
     },
     primary,
     standby,

@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The f3s-gen command: a thin shell around dist/cli.js (compiled by `npm ci` / `npm run build`).
+import { runMain } from "../dist/cli.js";
+
+const code = await runMain(process.argv.slice(2), {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  isTTY: Boolean(process.stderr.isTTY),
+  env: process.env,
+  cwd: process.cwd(),
+  now: () => new Date(),
+});
+process.exitCode = code;

@@ -1,0 +1,211 @@
+// Arguments in, exit code out: the only module that prints or exits.
+// Exit codes: 0 success, 1 invalid input (spec or secrets), 2 usage error.
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
+import { diagnosticToJson, formatDiagnostics } from "./diag/format.js";
+import { checkSpecFile } from "./spec/index.js";
+import { build } from "./pipeline.js";
+import { examplesDir, packageRoot } from "./paths.js";
+import { OutputError } from "./pack/output.js";
+
+export const EXIT = { ok: 0, invalid: 1, usage: 2 } as const;
+
+const HELP = `f3s-gen: one YAML spec in, one deployable tarball per host out, for a highly available,
+encrypted NFS storage pair (FreeBSD, ZFS, zrepl, CARP, stunnel) and its Linux clients.
+
+Usage:
+  f3s-gen build <spec> [--out DIR] [--secrets DIR] [--json] [--quiet] [--strict]
+                              build out/<host>.tar.gz for every host and out/keys.tar.gz
+  f3s-gen validate <spec> [--json] [--strict]
+                              check the spec; write nothing
+  f3s-gen init [PATH]         write the example spec to PATH (default: f3s.yaml)
+  f3s-gen --help | --version
+
+Options:
+  --out DIR       where tarballs go (default: out); replaced as a whole by every build
+  --secrets DIR   the CA, keys and certificates, created on the first build and reused
+                  after (default: secrets); keep it out of git and back it up
+  --json          machine-readable output on stdout
+  --quiet         print errors only
+  --strict        treat warnings as errors
+
+Exit codes: 0 success, 1 invalid spec or secrets, 2 usage error.
+`;
+
+export interface Io {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  isTTY: boolean;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  now: () => Date;
+}
+
+interface Parsed {
+  command?: string;
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+const VALUE_FLAGS = new Set(["--out", "--secrets"]);
+const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V"]);
+
+class UsageError extends Error {}
+
+function parse(argv: string[]): Parsed {
+  const parsed: Parsed = { positional: [], flags: new Map() };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg.startsWith("-") && arg !== "-") {
+      const [name, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+      if (VALUE_FLAGS.has(name)) {
+        const value = inline ?? argv[++i];
+        if (value === undefined || value === "") throw new UsageError(`${name} needs a value`);
+        parsed.flags.set(name, value);
+      } else if (BOOL_FLAGS.has(name) && inline === undefined) parsed.flags.set(name, true);
+      else throw new UsageError(`unknown option ${name}`);
+    } else if (!parsed.command) parsed.command = arg;
+    else parsed.positional.push(arg);
+  }
+  return parsed;
+}
+
+function version(): string {
+  return (JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as { version: string }).version;
+}
+
+function useColor(io: Io): boolean {
+  return io.isTTY && !("NO_COLOR" in io.env) && io.env.TERM !== "dumb";
+}
+
+function printDiagnostics(io: Io, list: Diagnostic[], source: string | undefined, quiet: boolean) {
+  const shown = quiet ? list.filter((d) => d.severity === "error") : list;
+  if (shown.length) io.stderr(formatDiagnostics(shown, source, { color: useColor(io) }) + "\n");
+}
+
+function failed(list: Diagnostic[], strict: boolean): boolean {
+  return hasErrors(list) || (strict && list.length > 0);
+}
+
+function specArg(p: Parsed, command: string): string {
+  if (p.positional.length !== 1) throw new UsageError(`${command} takes one spec file`);
+  return p.positional[0]!;
+}
+
+export async function runMain(argv: string[], io: Io): Promise<number> {
+  let p: Parsed;
+  try {
+    p = parse(argv);
+    if (p.flags.has("--help") || p.flags.has("-h") || p.command === "help") {
+      io.stdout(HELP);
+      return EXIT.ok;
+    }
+    if (p.flags.has("--version") || p.flags.has("-V")) {
+      io.stdout(version() + "\n");
+      return EXIT.ok;
+    }
+    if (!p.command) throw new UsageError("no command given");
+    const json = p.flags.has("--json");
+    const quiet = p.flags.has("--quiet");
+    const strict = p.flags.has("--strict");
+    switch (p.command) {
+      case "validate": {
+        const file = specArg(p, "validate");
+        if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+        const checked = checkSpecFile(file);
+        const bad = failed(checked.diagnostics, strict);
+        if (json) io.stdout(JSON.stringify({ valid: !bad, diagnostics: checked.diagnostics.map(diagnosticToJson) }, null, 2) + "\n");
+        else {
+          printDiagnostics(io, checked.diagnostics, checked.loaded.source, quiet);
+          if (!bad && !quiet) io.stdout(`${file}: valid (${checked.model!.hosts.length} hosts)\n`);
+        }
+        return bad ? EXIT.invalid : EXIT.ok;
+      }
+      case "build":
+        return await runBuild(p, io, { json, quiet, strict });
+      case "init": {
+        if (p.positional.length > 1) throw new UsageError("init takes at most one path");
+        const target = resolve(io.cwd, p.positional[0] ?? "f3s.yaml");
+        if (existsSync(target)) {
+          io.stderr(`f3s-gen: ${target} exists; not overwriting it\n`);
+          return EXIT.invalid;
+        }
+        copyFileSync(join(examplesDir, "f3s.example.yaml"), target);
+        if (!quiet) io.stdout(`wrote ${target}: edit it, then run f3s-gen build ${p.positional[0] ?? "f3s.yaml"}\n`);
+        return EXIT.ok;
+      }
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(p.command)}`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`f3s-gen: ${e.message}\nRun f3s-gen --help for usage.\n`);
+      return EXIT.usage;
+    }
+    throw e;
+  }
+}
+
+async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; strict: boolean }): Promise<number> {
+  const file = specArg(p, "build");
+  if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+  const outDir = resolve(io.cwd, (p.flags.get("--out") as string | undefined) ?? "out");
+  const secretsDir = resolve(io.cwd, (p.flags.get("--secrets") as string | undefined) ?? "secrets");
+  const progress = io.isTTY && !o.json && !o.quiet ? (done: number, total: number) => io.stderr(`\rgenerating keys: ${done}/${total}${done === total ? "\n" : ""}`) : undefined;
+  // --strict must fail before anything is written, so warnings are checked on the spec first.
+  if (o.strict) {
+    const checked = checkSpecFile(file);
+    if (checked.diagnostics.length > 0) return report(io, o, checked.diagnostics, checked.loaded.source, undefined, true);
+  }
+  let result;
+  try {
+    result = await build({ specPath: file, outDir, secretsDir, now: io.now(), onProgress: progress });
+  } catch (e) {
+    if (e instanceof OutputError) {
+      io.stderr(`f3s-gen: ${e.message}\n`);
+      return EXIT.invalid;
+    }
+    throw e;
+  }
+  if (!result.hosts) return report(io, o, result.diagnostics, result.checked.loaded.source, undefined, true);
+  return report(io, o, result.diagnostics, result.checked.loaded.source, { result, outDir, secretsDir }, o.strict && result.diagnostics.length > 0);
+}
+
+function report(
+  io: Io,
+  o: { json: boolean; quiet: boolean },
+  diagnostics: Diagnostic[],
+  source: string | undefined,
+  built: { result: Awaited<ReturnType<typeof build>>; outDir: string; secretsDir: string } | undefined,
+  bad: boolean,
+): number {
+  if (o.json) {
+    io.stdout(
+      JSON.stringify(
+        {
+          ok: !!built && !bad,
+          diagnostics: diagnostics.map(diagnosticToJson),
+          out: built?.outDir ?? null,
+          secrets: built?.secretsDir ?? null,
+          secretChanges: built?.result.secretChanges ?? [],
+          hosts: built?.result.hosts ?? [],
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+  } else {
+    printDiagnostics(io, diagnostics, source, o.quiet);
+    if (built && !o.quiet) {
+      const { result, outDir, secretsDir } = built;
+      const lines = [`built ${result.hosts!.length} host tarballs and keys.tar.gz in ${outDir}`];
+      for (const h of result.hosts!) lines.push(`  ${h.name.padEnd(16)} ${h.role.padEnd(8)} ${String(h.files).padStart(3)} files  ${h.name}.tar.gz`);
+      lines.push(`secrets: ${secretsDir}${result.secretChanges.length ? "" : " (reused, unchanged)"}`);
+      for (const c of result.secretChanges) lines.push(`  ${c}`);
+      lines.push("deploy: copy <host>.tar.gz to the host, then: tar -xzpf <host>.tar.gz -C / && /usr/local/sbin/f3s-activate");
+      io.stdout(lines.join("\n") + "\n");
+    }
+  }
+  return built && !bad ? EXIT.ok : EXIT.invalid;
+}

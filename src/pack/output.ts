@@ -1,0 +1,62 @@
+// Writes out/ as a whole or not at all: files go to a sibling staging directory that replaces out/
+// by rename. A failed or interrupted build leaves the previous output exactly as it was.
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+
+/** Marks a directory as f3s-gen's output, so that --out never replaces anything else. */
+export const OUT_MARKER = ".f3s-gen-output";
+
+export class OutputError extends Error {}
+
+function siblings(outDir: string, kind: "tmp" | "old"): string[] {
+  const parent = dirname(outDir);
+  if (!existsSync(parent)) return [];
+  const prefix = `${basename(outDir)}.${kind}-`;
+  return readdirSync(parent)
+    .filter((n) => n.startsWith(prefix))
+    .map((n) => join(parent, n));
+}
+
+/**
+ * Undoes what an interrupted run can leave: a staging directory (dropped) and, if out/ itself is
+ * missing, the previous output moved aside just before the final rename (moved back).
+ */
+export function recoverOutput(outDir: string) {
+  for (const tmp of siblings(outDir, "tmp")) rmSync(tmp, { recursive: true, force: true });
+  const old = siblings(outDir, "old");
+  if (!existsSync(outDir) && old.length > 0) renameSync(old[0]!, outDir);
+  for (const o of siblings(outDir, "old")) rmSync(o, { recursive: true, force: true });
+}
+
+export function checkOutputDir(outDir: string) {
+  if (!existsSync(outDir)) return;
+  if (!statSync(outDir).isDirectory()) throw new OutputError(`${outDir} exists and is not a directory`);
+  const entries = readdirSync(outDir);
+  if (entries.length > 0 && !entries.includes(OUT_MARKER)) {
+    throw new OutputError(`refusing to replace ${outDir}: it is not empty and was not written by f3s-gen (no ${OUT_MARKER}); choose another --out`);
+  }
+}
+
+/** Replaces outDir with exactly `files` (name -> bytes), mode 0600: tarballs carry private keys. */
+export function writeOutput(outDir: string, files: Map<string, Buffer>, hooks: { beforeSwap?: () => void } = {}) {
+  recoverOutput(outDir);
+  checkOutputDir(outDir);
+  const staging = `${outDir}.tmp-${process.pid}`;
+  mkdirSync(dirname(outDir), { recursive: true });
+  mkdirSync(staging, { mode: 0o700 });
+  try {
+    writeFileSync(join(staging, OUT_MARKER), "This directory is replaced as a whole by every f3s-gen build.\n", { mode: 0o600 });
+    for (const [name, data] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) writeFileSync(join(staging, name), data, { mode: 0o600 });
+    hooks.beforeSwap?.();
+  } catch (e) {
+    rmSync(staging, { recursive: true, force: true });
+    throw e;
+  }
+  // Two renames with nothing asynchronous between them; recoverOutput() repairs the one moment
+  // a hard kill could still hit.
+  const old = `${outDir}.old-${process.pid}`;
+  const hadOld = existsSync(outDir);
+  if (hadOld) renameSync(outDir, old);
+  renameSync(staging, outDir);
+  if (hadOld) rmSync(old, { recursive: true, force: true });
+}

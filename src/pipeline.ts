@@ -1,0 +1,70 @@
+// The whole pipeline, stage by stage: spec -> model -> secrets -> rendered files -> tarballs -> out/.
+// Each stage returns data; only the last step writes, and it writes out/ atomically.
+import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
+import { checkSpecFile, type CheckedSpec } from "./spec/index.js";
+import type { Model } from "./spec/model.js";
+import { openSecrets, type Secrets } from "./pki/secrets.js";
+import { loadTemplates, renderAll, type HostFiles } from "./render/engine.js";
+import { templatesDir } from "./paths.js";
+import { tarGz } from "./pack/tarball.js";
+import { writeOutput } from "./pack/output.js";
+
+export interface BuildOptions {
+  specPath: string;
+  outDir: string;
+  secretsDir: string;
+  now: Date;
+  /** Key generation progress, for a terminal. */
+  onProgress?: (done: number, total: number) => void;
+  /** Test hook: runs after the staging directory is complete, before it replaces out/. */
+  beforeSwap?: () => void;
+}
+
+export interface HostSummary {
+  name: string;
+  role: string;
+  files: number;
+  bytes: number;
+}
+
+export interface BuildResult {
+  checked: CheckedSpec;
+  diagnostics: Diagnostic[];
+  /** Present when the build succeeded. */
+  hosts?: HostSummary[];
+  secretChanges: string[];
+}
+
+/** The USB key bundle: every raw ZFS key, read-only for root. */
+export const KEYS_TARBALL = "keys.tar.gz";
+
+export function renderHosts(model: Model, secrets: Secrets): HostFiles[] {
+  return renderAll(model, secrets, loadTemplates(templatesDir));
+}
+
+export async function packTarballs(model: Model, secrets: Secrets, rendered: HostFiles[]): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const packed = await Promise.all(rendered.map((h) => tarGz(h.files)));
+  rendered.forEach((h, i) => out.set(`${h.host.name}.tar.gz`, packed[i]!));
+  out.set(KEYS_TARBALL, await tarGz(model.zfsKeys.map((k) => ({ path: k.fileName, mode: 0o400, content: secrets.zfsKeys.get(k.fileName)! }))));
+  return out;
+}
+
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const checked = checkSpecFile(opts.specPath);
+  const diagnostics = [...checked.diagnostics];
+  if (!checked.model) return { checked, diagnostics, secretChanges: [] };
+  const opened = await openSecrets(opts.secretsDir, checked.model, { write: true, now: opts.now, onProgress: opts.onProgress });
+  diagnostics.push(...opened.diagnostics);
+  if (!opened.secrets || hasErrors(opened.diagnostics)) return { checked, diagnostics, secretChanges: opened.changes };
+  const rendered = renderHosts(checked.model, opened.secrets);
+  const tarballs = await packTarballs(checked.model, opened.secrets, rendered);
+  writeOutput(opts.outDir, tarballs, { beforeSwap: opts.beforeSwap });
+  const hosts = rendered.map((h) => ({
+    name: h.host.name,
+    role: h.host.role,
+    files: h.files.length,
+    bytes: tarballs.get(`${h.host.name}.tar.gz`)!.length,
+  }));
+  return { checked, diagnostics, hosts, secretChanges: opened.changes };
+}

@@ -1,0 +1,317 @@
+// The secrets directory (like a Talos secrets bundle): CA, server and client keys and certificates,
+// ZFS raw keys. Created atomically on the first build and reused forever after. A missing, corrupted
+// or mismatched file is an error that names the file; nothing is ever regenerated silently.
+import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { error, warning, type Diagnostic } from "../diag/diagnostic.js";
+import type { Model } from "../spec/model.js";
+import { issueCa, issueLeaf, type Subject } from "./certs.js";
+import { generateRsaKeys, generateZfsKey, type RsaKey } from "./keys.js";
+
+export interface KeyPair {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface Secrets {
+  ca: KeyPair;
+  server: KeyPair;
+  clients: Map<string, KeyPair>;
+  zfsKeys: Map<string, Buffer>;
+}
+
+export interface RetiredCert {
+  name: string;
+  serial: string;
+  sha256: string;
+  reason: "removed" | "revoked";
+  at: string;
+}
+
+/** index.json: what has been issued, so that a missing file is told apart from a new client. */
+export interface SecretsIndex {
+  format: 1;
+  clients: string[];
+  zfsKeys: string[];
+  retired: RetiredCert[];
+}
+
+export interface OpenOptions {
+  /** Issue what is missing and write it (build). Without it nothing is written (validate, diff). */
+  write: boolean;
+  now: Date;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface OpenResult {
+  secrets?: Secrets;
+  diagnostics: Diagnostic[];
+  /** Human-readable list of what was (or, without write, would be) issued, retired or created. */
+  changes: string[];
+}
+
+export const paths = {
+  index: "index.json",
+  caKey: "ca/ca-key.pem",
+  caCert: "ca/ca-cert.pem",
+  serverKey: "server/server-key.pem",
+  serverCert: "server/server-cert.pem",
+  clientKey: (name: string) => `clients/${name}-key.pem`,
+  clientCert: (name: string) => `clients/${name}-cert.pem`,
+  zfsKey: (fileName: string) => `zfs/${fileName}`,
+};
+
+class SecretsError extends Error {
+  constructor(readonly diagnostic: Diagnostic) {
+    super(diagnostic.message);
+  }
+}
+
+const fail = (dir: string, file: string, message: string, hint: string): never => {
+  throw new SecretsError({ ...error("secrets", "", message, hint), location: { file: join(dir, file), line: 1, col: 1 } });
+};
+
+export function subjectFor(model: Model, commonName: string): Subject {
+  const { country, state, locality, organization } = model.pki;
+  return { country, state, locality, organization, commonName };
+}
+
+export function serverProfile(model: Model) {
+  return { kind: "server" as const, subject: subjectFor(model, model.vip.fqdn), dnsNames: model.vip.names, ipAddresses: [model.vip.address] };
+}
+
+export function clientProfile(model: Model, name: string) {
+  const fqdn = `${name}.${model.domain}`;
+  return { kind: "client" as const, subject: subjectFor(model, fqdn), dnsNames: [fqdn], ipAddresses: [] };
+}
+
+/** Writes a file by rename, so that a reader never sees half of it. Secrets are 0600. */
+export function writeSecretFile(dir: string, rel: string, data: string | Buffer) {
+  const target = join(dir, rel);
+  mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+  const tmp = `${target}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode: 0o600 });
+  renameSync(tmp, target);
+}
+
+function read(dir: string, rel: string): string {
+  const file = join(dir, rel);
+  if (!existsSync(file)) fail(dir, rel, "missing secrets file", "restore it from your backup of the secrets directory; f3s-gen never regenerates secrets silently");
+  return readFileSync(file, "utf8");
+}
+
+function parseCert(dir: string, rel: string): X509Certificate {
+  try {
+    return new X509Certificate(read(dir, rel));
+  } catch (e) {
+    if (e instanceof SecretsError) throw e;
+    return fail(dir, rel, "not a readable PEM certificate", "restore it from your backup of the secrets directory");
+  }
+}
+
+function parseKey(dir: string, rel: string): KeyObject {
+  try {
+    return createPrivateKey(read(dir, rel));
+  } catch (e) {
+    if (e instanceof SecretsError) throw e;
+    return fail(dir, rel, "not a readable PEM private key", "restore it from your backup of the secrets directory");
+  }
+}
+
+/** Loads a key pair and checks that key and certificate belong together and that `ca` signed it. */
+function loadPair(dir: string, certRel: string, keyRel: string, ca?: X509Certificate): { pair: KeyPair; cert: X509Certificate } {
+  const cert = parseCert(dir, certRel);
+  const key = parseKey(dir, keyRel);
+  if (!cert.checkPrivateKey(key)) fail(dir, keyRel, `this key does not belong to ${certRel}`, "restore the matching pair from your backup, or re-issue it with `f3s-gen pki renew`");
+  const signer = ca ?? cert;
+  if (!cert.verify(signer.publicKey) || (ca && cert.issuer !== ca.subject)) {
+    fail(dir, certRel, ca ? "this certificate was not issued by the CA in ca/ca-cert.pem" : "the CA certificate is not self-signed", "restore the secrets directory from your backup; mixing files from two secrets directories does not work");
+  }
+  return { pair: { certPem: read(dir, certRel), keyPem: read(dir, keyRel) }, cert };
+}
+
+function sanNames(cert: X509Certificate): { dns: string[]; ip: string[] } {
+  const parts = (cert.subjectAltName ?? "").split(/,\s*/).filter(Boolean);
+  return {
+    dns: parts.filter((p) => p.startsWith("DNS:")).map((p) => p.slice(4)).sort(),
+    ip: parts.filter((p) => p.startsWith("IP Address:")).map((p) => p.slice(11)).sort(),
+  };
+}
+
+const sameList = (a: string[], b: string[]) => a.length === b.length && [...a].sort().every((v, i) => v === [...b].sort()[i]);
+
+function readIndex(dir: string): SecretsIndex {
+  const text = read(dir, paths.index);
+  try {
+    const index = JSON.parse(text) as SecretsIndex;
+    if (index.format !== 1 || !Array.isArray(index.clients) || !Array.isArray(index.zfsKeys) || !Array.isArray(index.retired)) throw new Error();
+    return index;
+  } catch {
+    return fail(dir, paths.index, "index.json is not a valid f3s-gen secrets index", "restore it from your backup of the secrets directory");
+  }
+}
+
+function checkPermissions(dir: string, out: Diagnostic[]) {
+  const mode = statSync(dir).mode & 0o777;
+  if (mode & 0o077) {
+    out.push({
+      ...error("secrets.permissions", "", `the secrets directory is accessible to other users (mode ${mode.toString(8).padStart(4, "0")})`, `run: chmod -R go= ${dir}`),
+      location: { file: dir, line: 1, col: 1 },
+    });
+  }
+}
+
+/** Days left before `cert` expires, rounded down. */
+export function daysLeft(cert: X509Certificate, now: Date): number {
+  return Math.floor((new Date(cert.validTo).getTime() - now.getTime()) / 86400_000);
+}
+
+export const EXPIRY_WARNING_DAYS = 30;
+
+export async function openSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
+  try {
+    if (!existsSync(dir)) return await createSecrets(dir, model, opts);
+    return await reuseSecrets(dir, model, opts);
+  } catch (e) {
+    if (e instanceof SecretsError) return { diagnostics: [e.diagnostic], changes: [] };
+    throw e;
+  }
+}
+
+async function createSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
+  const changes = [`create the secrets directory ${dir}: CA, server certificate, ${model.clients.length} client certificate(s), ${model.zfsKeys.length} ZFS key(s)`];
+  if (!opts.write) return { diagnostics: [], changes };
+  // Everything is made in a sibling directory and renamed into place: an interrupted first build
+  // leaves no half-made secrets directory behind.
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true, mode: 0o700 });
+  try {
+    const keys = await generateRsaKeys(2 + model.clients.length, model.pki.keyBits, opts.onProgress);
+    const [caKey, serverKey, ...clientKeys] = keys as [RsaKey, RsaKey, ...RsaKey[]];
+    const issueOpts = { now: opts.now, validityDays: model.pki.validityDays };
+    const caCert = await issueCa(caKey, subjectFor(model, model.pki.caCommonName), issueOpts);
+    const ca = { certPem: caCert, keyPem: caKey.privatePem };
+    writeSecretFile(tmp, paths.caKey, caKey.privatePem);
+    writeSecretFile(tmp, paths.caCert, caCert);
+    writeSecretFile(tmp, paths.serverKey, serverKey.privatePem);
+    writeSecretFile(tmp, paths.serverCert, await issueLeaf(serverKey, serverProfile(model), ca, issueOpts));
+    for (const [i, c] of model.clients.entries()) {
+      writeSecretFile(tmp, paths.clientKey(c.name), clientKeys[i]!.privatePem);
+      writeSecretFile(tmp, paths.clientCert(c.name), await issueLeaf(clientKeys[i]!, clientProfile(model, c.name), ca, issueOpts));
+    }
+    for (const k of model.zfsKeys) writeSecretFile(tmp, paths.zfsKey(k.fileName), generateZfsKey());
+    const index: SecretsIndex = { format: 1, clients: model.clients.map((c) => c.name).sort(), zfsKeys: model.zfsKeys.map((k) => k.fileName), retired: [] };
+    writeSecretFile(tmp, paths.index, JSON.stringify(index, null, 2) + "\n");
+    mkdirSync(dirname(dir), { recursive: true });
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  const result = await reuseSecrets(dir, model, { ...opts, write: false });
+  return { ...result, changes };
+}
+
+async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
+  const diagnostics: Diagnostic[] = [];
+  const changes: string[] = [];
+  checkPermissions(dir, diagnostics);
+  const index = readIndex(dir);
+
+  const ca = loadPair(dir, paths.caCert, paths.caKey);
+  if (!ca.cert.ca) fail(dir, paths.caCert, "this certificate is not a CA (basicConstraints CA:FALSE)", "restore ca/ca-cert.pem from your backup");
+  if (daysLeft(ca.cert, opts.now) < 0) fail(dir, paths.caCert, `the CA expired on ${ca.cert.validTo}`, "roll the CA: see 'Rolling the CA' in the README");
+
+  const server = loadPair(dir, paths.serverCert, paths.serverKey, ca.cert);
+  const want = serverProfile(model);
+  const have = sanNames(server.cert);
+  if (!sameList(have.dns, want.dnsNames) || !sameList(have.ip, want.ipAddresses)) {
+    fail(dir, paths.serverCert, `the server certificate names ${[...have.dns, ...have.ip].join(", ")} but the spec's VIP is ${[...want.dnsNames, ...want.ipAddresses].join(", ")}`, "re-issue it for the new names with `f3s-gen pki renew server`");
+  }
+
+  const clients = new Map<string, KeyPair>();
+  const toIssue: string[] = [];
+  const certs: [string, X509Certificate][] = [["CA", ca.cert], ["server", server.cert]];
+  for (const c of model.clients) {
+    const exists = existsSync(join(dir, paths.clientCert(c.name))) || existsSync(join(dir, paths.clientKey(c.name)));
+    if (!exists) {
+      if (index.clients.includes(c.name)) fail(dir, paths.clientCert(c.name), `the certificate of client ${c.name} was issued but its files are missing`, "restore them from your backup, or issue a new pair with `f3s-gen pki renew " + c.name + "`");
+      toIssue.push(c.name);
+      continue;
+    }
+    const loaded = loadPair(dir, paths.clientCert(c.name), paths.clientKey(c.name), ca.cert);
+    if (!loaded.cert.subject.split("\n").includes(`CN=${c.fqdn}`)) {
+      fail(dir, paths.clientCert(c.name), `the certificate is for ${loaded.cert.subject.split("\n").find((l) => l.startsWith("CN=")) ?? "another name"}, not CN=${c.fqdn}`, `re-issue it with \`f3s-gen pki renew ${c.name}\``);
+    }
+    clients.set(c.name, loaded.pair);
+    certs.push([c.name, loaded.cert]);
+  }
+
+  const zfsKeys = new Map<string, Buffer>();
+  const keysToMake: string[] = [];
+  for (const k of model.zfsKeys) {
+    const rel = paths.zfsKey(k.fileName);
+    if (!existsSync(join(dir, rel))) {
+      if (index.zfsKeys.includes(k.fileName)) fail(dir, rel, "this ZFS key was generated but is missing", "restore it from your backup (or from the USB key): the data it encrypts cannot be read without it");
+      keysToMake.push(k.fileName);
+      continue;
+    }
+    const key = readFileSync(join(dir, rel));
+    if (key.length !== 32) fail(dir, rel, `a raw ZFS key has 32 bytes; this file has ${key.length}`, "restore it from your backup (or from the USB key)");
+    zfsKeys.set(k.fileName, key);
+  }
+
+  for (const [name, cert] of certs) {
+    const left = daysLeft(cert, opts.now);
+    if (left < 0) diagnostics.push(warning("cert-expired", "", `the ${name} certificate expired on ${cert.validTo}`, name === "CA" ? "roll the CA (README)" : `run \`f3s-gen pki renew ${name === "server" ? "server" : name}\``));
+    else if (left < EXPIRY_WARNING_DAYS) diagnostics.push(warning("cert-expiring", "", `the ${name} certificate expires in ${left} day(s), on ${cert.validTo}`, name === "CA" ? "roll the CA (README)" : `run \`f3s-gen pki renew ${name}\``));
+  }
+
+  const removed = index.clients.filter((n) => !model.clients.some((c) => c.name === n));
+  for (const name of toIssue) changes.push(`issue a key and certificate for new client ${name}`);
+  for (const name of keysToMake) changes.push(`generate ZFS key ${name}`);
+  for (const name of removed) changes.push(`retire client ${name} (no longer in the spec): its certificate is no longer accepted`);
+
+  if (opts.write && (toIssue.length || keysToMake.length || removed.length)) {
+    const issueOpts = { now: opts.now, validityDays: model.pki.validityDays };
+    const keys = await generateRsaKeys(toIssue.length, model.pki.keyBits, opts.onProgress);
+    for (const [i, name] of toIssue.entries()) {
+      const cert = await issueLeaf(keys[i]!, clientProfile(model, name), ca.pair, issueOpts);
+      writeSecretFile(dir, paths.clientKey(name), keys[i]!.privatePem);
+      writeSecretFile(dir, paths.clientCert(name), cert);
+      clients.set(name, { certPem: cert, keyPem: keys[i]!.privatePem });
+    }
+    for (const name of keysToMake) {
+      const key = generateZfsKey();
+      writeSecretFile(dir, paths.zfsKey(name), key);
+      zfsKeys.set(name, key);
+    }
+    for (const name of removed) index.retired.push(retire(dir, name, "removed", opts.now));
+    index.clients = [...new Set([...index.clients.filter((n) => !removed.includes(n)), ...toIssue])].sort();
+    index.zfsKeys = [...new Set([...index.zfsKeys, ...keysToMake])].sort();
+    writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
+  } else if (toIssue.length || keysToMake.length) {
+    // Read-only callers (validate, diff) get no secrets object: the set would be incomplete.
+    return { diagnostics, changes };
+  }
+  return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes };
+}
+
+/** Moves a client's files aside (never deletes them) and records its certificate as retired. */
+export function retire(dir: string, name: string, reason: RetiredCert["reason"], now: Date): RetiredCert {
+  const cert = new X509Certificate(readFileSync(join(dir, paths.clientCert(name))));
+  const record: RetiredCert = { name, serial: cert.serialNumber.toLowerCase(), sha256: cert.fingerprint256, reason, at: now.toISOString() };
+  const dest = `retired/${name}-${record.serial}`;
+  mkdirSync(join(dir, dest), { recursive: true, mode: 0o700 });
+  for (const rel of [paths.clientCert(name), paths.clientKey(name)]) {
+    if (existsSync(join(dir, rel))) renameSync(join(dir, rel), join(dir, dest, rel.split("/").pop()!));
+  }
+  return record;
+}
+
+export function listRetired(dir: string): string[] {
+  return existsSync(join(dir, "retired")) ? readdirSync(join(dir, "retired")).sort() : [];
+}
+

@@ -1,0 +1,78 @@
+// The artifact registry: one line per output file. A new output file is a template plus one line
+// here. `path` is where the file lands on the host, relative to / (the tarball's entry name).
+import type { Role } from "../spec/model.js";
+import type { HostContext } from "./context.js";
+
+export const SCRIPT = 0o755;
+export const PRIVATE = 0o600;
+export const PUBLIC = 0o644;
+
+export interface Artifact {
+  /** Template file under templates/. */
+  template: string;
+  path: string | ((ctx: HostContext, item: any) => string);
+  mode: number;
+  roles: readonly Role[];
+  /** Further condition on the host (e.g. primary only). */
+  when?: (ctx: HostContext) => boolean;
+  /** One file per item (e.g. one mount unit per mount); the template sees it as `item`. */
+  each?: (ctx: HostContext) => unknown[];
+}
+
+const ALL: Role[] = ["storage", "client", "member"];
+const STORAGE: Role[] = ["storage"];
+const CLIENT: Role[] = ["client"];
+
+const primaryWithFailback = (c: HostContext) => c.storage!.failback;
+
+export const MANIFEST_PATH = "usr/local/share/f3s/MANIFEST";
+export const MANIFEST_TEMPLATE = "common/MANIFEST.hbs";
+
+export const artifacts: readonly Artifact[] = [
+  // Every host
+  { template: "common/hosts.hbs", path: "usr/local/share/f3s/hosts", mode: PUBLIC, roles: ALL },
+  { template: "storage/f3s-activate.sh.hbs", path: "usr/local/sbin/f3s-activate", mode: SCRIPT, roles: STORAGE },
+  { template: "client/f3s-activate.bash.hbs", path: "usr/local/sbin/f3s-activate", mode: SCRIPT, roles: CLIENT },
+  { template: "member/f3s-activate.sh.hbs", path: "usr/local/sbin/f3s-activate", mode: SCRIPT, roles: ["member"] },
+
+  // Storage nodes: rc.conf.d, one file per rc script that reads it
+  { template: "storage/rc.conf.d/netif.hbs", path: "etc/rc.conf.d/netif", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/rc.conf.d/rpcbind.hbs", path: "etc/rc.conf.d/rpcbind", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/rc.conf.d/nfsd.hbs", path: "etc/rc.conf.d/nfsd", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/rc.conf.d/mountd.hbs", path: "etc/rc.conf.d/mountd", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/rc.conf.d/nfsuserd.hbs", path: "etc/rc.conf.d/nfsuserd", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/rc.conf.d/stunnel.hbs", path: "etc/rc.conf.d/stunnel", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/rc.conf.d/zrepl.hbs", path: "etc/rc.conf.d/zrepl", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/rc.conf.d/zfskeys.hbs", path: "etc/rc.conf.d/zfskeys", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/loader.conf.d/carp.conf.hbs", path: "boot/loader.conf.d/carp.conf", mode: PUBLIC, roles: STORAGE },
+  // CARP
+  { template: "storage/devd/carp.conf.hbs", path: "usr/local/etc/devd/carp.conf", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/carpcontrol.sh.hbs", path: "usr/local/bin/carpcontrol.sh", mode: SCRIPT, roles: STORAGE },
+  { template: "storage/carp.sh.hbs", path: "usr/local/bin/carp", mode: SCRIPT, roles: STORAGE },
+  { template: "storage/carp-auto-failback.sh.hbs", path: "usr/local/bin/carp-auto-failback.sh", mode: SCRIPT, roles: STORAGE, when: primaryWithFailback },
+  { template: "storage/cron.d/carp-auto-failback.hbs", path: "usr/local/etc/cron.d/carp-auto-failback", mode: PUBLIC, roles: STORAGE, when: primaryWithFailback },
+  { template: "storage/newsyslog.conf.d/carp-auto-failback.conf.hbs", path: "usr/local/etc/newsyslog.conf.d/carp-auto-failback.conf", mode: PUBLIC, roles: STORAGE, when: primaryWithFailback },
+  // NFS behind stunnel
+  { template: "storage/exports.hbs", path: "etc/exports", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/stunnel/stunnel.conf.hbs", path: "usr/local/etc/stunnel/stunnel.conf", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/stunnel/server-cert.pem.hbs", path: "usr/local/etc/stunnel/server-cert.pem", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/stunnel/server-key.pem.hbs", path: "usr/local/etc/stunnel/server-key.pem", mode: PRIVATE, roles: STORAGE },
+  { template: "common/ca-cert.pem.hbs", path: "usr/local/etc/stunnel/ca/ca-cert.pem", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/stunnel/allowed-clients.pem.hbs", path: "usr/local/etc/stunnel/ca/allowed-clients.pem", mode: PUBLIC, roles: STORAGE },
+  // zrepl
+  { template: "storage/zrepl/push.yml.hbs", path: "usr/local/etc/zrepl/zrepl.yml", mode: PUBLIC, roles: STORAGE, when: (c) => c.storage!.isPrimary },
+  { template: "storage/zrepl/sink.yml.hbs", path: "usr/local/etc/zrepl/zrepl.yml", mode: PUBLIC, roles: STORAGE, when: (c) => c.storage!.isStandby },
+
+  // Clients
+  { template: "client/stunnel.conf.hbs", path: "etc/stunnel/stunnel.conf", mode: PUBLIC, roles: CLIENT },
+  { template: "client/client-stunnel.pem.hbs", path: (c) => `etc/stunnel/${c.client!.name}-stunnel.pem`, mode: PRIVATE, roles: CLIENT },
+  { template: "common/ca-cert.pem.hbs", path: "etc/stunnel/ca-cert.pem", mode: PUBLIC, roles: CLIENT },
+  { template: "client/idmapd.conf.hbs", path: "etc/idmapd.conf", mode: PUBLIC, roles: CLIENT },
+  { template: "client/sysctl-inotify.conf.hbs", path: "etc/sysctl.d/90-f3s-inotify.conf", mode: PUBLIC, roles: CLIENT },
+  { template: "client/nfs.mount.hbs", path: (_c, m) => `etc/systemd/system/${m.unit}`, mode: PUBLIC, roles: CLIENT, each: (c) => c.client!.mounts },
+  { template: "client/check-nfs-mount.sh.hbs", path: "usr/local/bin/check-nfs-mount.sh", mode: SCRIPT, roles: CLIENT },
+  { template: "client/nfs-mount-monitor.service.hbs", path: "etc/systemd/system/nfs-mount-monitor.service", mode: PUBLIC, roles: CLIENT },
+  { template: "client/nfs-mount-monitor.timer.hbs", path: "etc/systemd/system/nfs-mount-monitor.timer", mode: PUBLIC, roles: CLIENT },
+  { template: "client/f3s-nfs-dnat.service.hbs", path: "etc/systemd/system/f3s-nfs-dnat.service", mode: PUBLIC, roles: CLIENT, when: (c) => c.client!.redirectNfsPort },
+  { template: "client/f3s-nfs-dnat.sh.hbs", path: "usr/local/sbin/f3s-nfs-dnat", mode: SCRIPT, roles: CLIENT, when: (c) => c.client!.redirectNfsPort },
+];

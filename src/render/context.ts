@@ -1,0 +1,66 @@
+// What a template sees for one host: the model, the host itself, role-specific derived values and
+// only the secrets this host's tarball needs (never the CA key).
+import type { Client, HostRef, Model, StorageNode } from "../spec/model.js";
+import type { Secrets } from "../pki/secrets.js";
+
+export interface StorageView {
+  node: StorageNode;
+  peer: StorageNode;
+  isPrimary: boolean;
+  isStandby: boolean;
+  /** zfskeys_datasets: the encryption roots, plus the received NFS dataset on the standby. */
+  zfskeysDatasets: string;
+  /** Each encryption root with this node's key file for it. */
+  roots: { dataset: string; keyFile: string }[];
+  failback: boolean;
+}
+
+export interface HostContext {
+  model: Model;
+  host: HostRef & { fqdn: string };
+  storage?: StorageView;
+  client?: Client;
+  tls: {
+    caCert: string;
+    serverCert?: string;
+    serverKey?: string;
+    /** The CA followed by the certificate of every client in the spec: stunnel's verifyPeer allow-list. */
+    allowedClients?: string;
+    /** This client's certificate and key in one file. */
+    clientPem?: string;
+  };
+}
+
+export function hostContext(model: Model, host: HostRef, secrets: Secrets): HostContext {
+  const base = { model, tls: { caCert: secrets.ca.certPem } };
+  if (host.role === "storage") {
+    const node = model.storageNodes.find((n) => n.name === host.name)!;
+    const peer = model.storageNodes.find((n) => n.name !== host.name)!;
+    const isPrimary = node.role === "primary";
+    const rootNames = model.encryption.roots.map((r) => r.dataset);
+    const allowed = [secrets.ca.certPem, ...model.clients.map((c) => secrets.clients.get(c.name)!.certPem)];
+    return {
+      ...base,
+      host: { ...host, fqdn: node.fqdn },
+      storage: {
+        node,
+        peer,
+        isPrimary,
+        isStandby: !isPrimary,
+        zfskeysDatasets: (isPrimary ? rootNames : [...rootNames, model.replication.receivedNfsDataset]).join(" "),
+        roots: model.encryption.roots.map((r) => ({ dataset: r.dataset, keyFile: `${model.encryption.keyDirectory}/${node.fqdn}:${r.key}.key` })),
+        failback: isPrimary && model.failback.enabled,
+      },
+      tls: { ...base.tls, serverCert: secrets.server.certPem, serverKey: secrets.server.keyPem, allowedClients: allowed.map(trimPem).join("\n") + "\n" },
+    };
+  }
+  if (host.role === "client") {
+    const client = model.clients.find((c) => c.name === host.name)!;
+    const pair = secrets.clients.get(client.name)!;
+    return { ...base, host: { ...host, fqdn: client.fqdn }, client, tls: { ...base.tls, clientPem: trimPem(pair.certPem) + "\n" + trimPem(pair.keyPem) + "\n" } };
+  }
+  const member = model.members.find((m) => m.name === host.name)!;
+  return { ...base, host: { ...host, fqdn: member.fqdn } };
+}
+
+const trimPem = (pem: string) => pem.trim();
