@@ -22,6 +22,8 @@ export interface Diagnostic {
   location?: SourceLocation;
   /** Point at the key of `pointer` rather than at its value (unknown keys, duplicates). */
   atKey?: boolean;
+  /** For unknown keys: the pointer of the key that was probably meant. */
+  suggestion?: string;
 }
 
 export function error(code: string, pointer: string, message: string, hint?: string): Diagnostic {

@@ -83,7 +83,13 @@ export function checkSchema(data: unknown): Diagnostic[] {
     seen.add(key);
     out.push(d);
   }
-  return out;
+  return foldMisspelledRequired(out);
+}
+
+/** "unknown key vhdi; did you mean vhid?" already says what "missing required key vhid" would. */
+function foldMisspelledRequired(list: Diagnostic[]): Diagnostic[] {
+  const suggested = new Set(list.filter((d) => d.code === "schema.unknown-key" && d.suggestion).map((d) => d.suggestion!));
+  return list.filter((d) => !(d.code === "schema.required" && suggested.has(d.pointer)));
 }
 
 function toDiagnostic(schema: Schema, data: unknown, e: ErrorObject): Diagnostic | undefined {
@@ -106,6 +112,7 @@ function toDiagnostic(schema: Schema, data: unknown, e: ErrorObject): Diagnostic
           guess ? `rename it to ${JSON.stringify(guess)}` : `remove it; allowed here: ${allowed.join(", ")}`,
         ),
         atKey: true,
+        suggestion: guess ? pointer + pointerOf([guess]) : undefined,
       };
     }
     case "required": {

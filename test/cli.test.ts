@@ -1,0 +1,105 @@
+// The command line: exit codes, what is written (and not), --json, help and version.
+import { describe, expect, it } from "vitest";
+import { existsSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { runMain, EXIT, type Io } from "../src/cli.js";
+import { packageRoot } from "../src/paths.js";
+import { privateSecrets, tempDir } from "./support.js";
+
+const exampleSpec = join(packageRoot, "examples/f3s.example.yaml");
+
+async function run(args: string[], cwd = tempDir(), env: NodeJS.ProcessEnv = {}) {
+  let stdout = "";
+  let stderr = "";
+  const io: Io = { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), isTTY: false, env, cwd, now: () => new Date() };
+  const code = await runMain(args, io);
+  return { code, stdout, stderr, cwd };
+}
+
+describe("f3s-gen", () => {
+  it("prints help and version", async () => {
+    const help = await run(["--help"]);
+    expect(help.code).toBe(EXIT.ok);
+    expect(help.stdout).toContain("f3s-gen build <spec>");
+    const version = await run(["--version"]);
+    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")).version);
+  });
+
+  it("exits 2 on usage errors", async () => {
+    for (const args of [[], ["frobnicate"], ["build"], ["build", "a", "b"], ["build", exampleSpec, "--out"], ["validate", exampleSpec, "--colour"], ["build", "/no/such/spec.yaml"]]) {
+      const r = await run(args);
+      expect(r.code, args.join(" ")).toBe(EXIT.usage);
+      expect(r.stderr).toMatch(/f3s-gen: /);
+    }
+  });
+
+  it("validates the example with exit 0, and with --strict fails on its warning", async () => {
+    expect((await run(["validate", exampleSpec])).code).toBe(EXIT.ok);
+    const strict = await run(["validate", exampleSpec, "--strict"]);
+    expect(strict.code).toBe(EXIT.invalid);
+    expect(strict.stderr).toContain("CARP password");
+  });
+
+  it("builds with exit 0 and writes nothing for an invalid spec (exit 1, located errors)", async () => {
+    const cwd = tempDir();
+    const bad = join(cwd, "bad.yaml");
+    writeFileSync(bad, readFileSync(exampleSpec, "utf8").replace("vhid: 1", "vhid: 0"));
+    const r = await run(["build", bad], cwd);
+    expect(r.code).toBe(EXIT.invalid);
+    expect(r.stderr).toMatch(/bad\.yaml:23:11: error: \/storage\/vip\/vhid: 0 is out of range/);
+    expect(readdirSync(cwd)).toEqual(["bad.yaml"]);
+  });
+
+  it("--strict build fails before writing anything", async () => {
+    const r = await run(["build", exampleSpec, "--strict"]);
+    expect(r.code).toBe(EXIT.invalid);
+    expect(readdirSync(r.cwd)).toEqual([]);
+  });
+
+  it("builds into --out with --secrets and reports hosts as --json", async () => {
+    const cwd = tempDir();
+    const secrets = privateSecrets("example");
+    const r = await run(["build", join(packageRoot, "fixtures/valid/example/spec.yaml"), "--out", "dist-out", "--secrets", secrets, "--json"], cwd);
+    expect(r.code).toBe(EXIT.ok);
+    const json = JSON.parse(r.stdout);
+    expect(json.ok).toBe(true);
+    expect(json.hosts.map((h: { name: string }) => h.name)).toEqual(["earth", "f0", "f1", "f2", "r0", "r1", "r2"]);
+    expect(json.diagnostics[0]).toMatchObject({ severity: "warning", code: "weak-carp-password", line: 24, column: 15 });
+    expect(existsSync(join(cwd, "dist-out/f0.tar.gz"))).toBe(true);
+  });
+
+  it("validate --json has a documented shape", async () => {
+    const r = await run(["validate", exampleSpec, "--json"]);
+    expect(Object.keys(JSON.parse(r.stdout))).toEqual(["valid", "diagnostics"]);
+    expect(Object.keys(JSON.parse(r.stdout).diagnostics[0])).toEqual(["severity", "code", "file", "line", "column", "pointer", "message", "hint"]);
+  });
+
+  it("init writes the example and never overwrites", async () => {
+    const cwd = tempDir();
+    expect((await run(["init", "mine.yaml"], cwd)).code).toBe(EXIT.ok);
+    expect(readFileSync(join(cwd, "mine.yaml"), "utf8")).toBe(readFileSync(exampleSpec, "utf8"));
+    expect((await run(["init", "mine.yaml"], cwd)).code).toBe(EXIT.invalid);
+  });
+
+  it("refuses to replace an --out directory it did not write", async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, "precious.txt"), "keep me");
+    const r = await run(["build", exampleSpec, "--out", ".", "--secrets", privateSecrets("example")], cwd);
+    expect(r.code).toBe(EXIT.invalid);
+    expect(r.stderr).toContain("refusing to replace");
+    expect(readFileSync(join(cwd, "precious.txt"), "utf8")).toBe("keep me");
+  });
+
+  it("colours only on a terminal and never with NO_COLOR", async () => {
+    const io = (isTTY: boolean, env: NodeJS.ProcessEnv) => {
+      let stderr = "";
+      return { io: { stdout: () => {}, stderr: (s: string) => (stderr += s), isTTY, env, cwd: tempDir(), now: () => new Date() } as Io, out: () => stderr };
+    };
+    const tty = io(true, {});
+    await runMain(["validate", exampleSpec], tty.io);
+    expect(tty.out()).toContain("\x1b[");
+    const noColor = io(true, { NO_COLOR: "1" });
+    await runMain(["validate", exampleSpec], noColor.io);
+    expect(noColor.out()).not.toContain("\x1b[");
+  });
+});
