@@ -8,6 +8,8 @@ import { checkSpecFile } from "./spec/index.js";
 import { build } from "./pipeline.js";
 import { examplesDir, packageRoot } from "./paths.js";
 import { OutputError } from "./pack/output.js";
+import { pkiStatus, reissue, type ReissueTarget } from "./pki/manage.js";
+import { SecretsError } from "./pki/secrets.js";
 
 export const EXIT = { ok: 0, invalid: 1, usage: 2 } as const;
 
@@ -20,6 +22,12 @@ Usage:
   f3s-gen validate <spec> [--json] [--strict]
                               check the spec; write nothing
   f3s-gen init [PATH]         write the example spec to PATH (default: f3s.yaml)
+  f3s-gen pki status [--secrets DIR] [--json]
+                              every certificate: host, CN, expiry, days left, SHA-256
+  f3s-gen pki renew <spec> (NAME... | server | --all) [--secrets DIR]
+                              re-issue leaf certificates (new keys) under the same CA
+  f3s-gen pki revoke <spec> NAME [--secrets DIR]
+                              refuse a client's current certificate and issue it a new one
   f3s-gen --help | --version
 
 Options:
@@ -49,7 +57,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(["--out", "--secrets"]);
-const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V"]);
+const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V", "--all"]);
 
 class UsageError extends Error {}
 
@@ -135,6 +143,8 @@ export async function runMain(argv: string[], io: Io): Promise<number> {
         if (!quiet) io.stdout(`wrote ${target}: edit it, then run f3s-gen build ${p.positional[0] ?? "f3s.yaml"}\n`);
         return EXIT.ok;
       }
+      case "pki":
+        return await runPki(p, io, { json, quiet });
       default:
         throw new UsageError(`unknown command ${JSON.stringify(p.command)}`);
     }
@@ -208,4 +218,58 @@ function report(
     }
   }
   return built && !bad ? EXIT.ok : EXIT.invalid;
+}
+
+function secretsDirOf(p: Parsed, io: Io): string {
+  return resolve(io.cwd, (p.flags.get("--secrets") as string | undefined) ?? "secrets");
+}
+
+async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): Promise<number> {
+  const [sub, ...rest] = p.positional;
+  const secretsDir = secretsDirOf(p, io);
+  if (sub === "status") {
+    if (rest.length) throw new UsageError("pki status takes no arguments");
+    let result;
+    try {
+      result = pkiStatus(secretsDir, io.now());
+    } catch (e) {
+      if (e instanceof SecretsError) return report(io, o, [e.diagnostic], undefined, undefined, true);
+      throw e;
+    }
+    if (o.json) io.stdout(JSON.stringify(result, null, 2) + "\n");
+    else {
+      const rows = result.certs.map((c) => [c.host, c.commonName, c.notAfter.slice(0, 10), String(c.daysLeft) + (c.expiring ? " !" : ""), c.sha256]);
+      const widths = [0, 1, 2, 3].map((i) => Math.max(...[["HOST", "CN", "NOT AFTER", "DAYS LEFT"][i]!, ...rows.map((r) => r[i]!)].map((s) => s.length)));
+      const line = (r: string[]) => r.map((cell, i) => (i < 4 ? cell.padEnd(widths[i]!) : cell)).join("  ");
+      io.stdout([line(["HOST", "CN", "NOT AFTER", "DAYS LEFT", "SHA-256"]), ...rows.map(line)].join("\n") + "\n");
+      if (result.retired.length && !o.quiet) io.stdout(`${result.retired.length} retired certificate(s) in ${secretsDir}/retired (refused by the storage nodes)\n`);
+    }
+    return EXIT.ok;
+  }
+  if (sub !== "renew" && sub !== "revoke") throw new UsageError(`pki needs status, renew or revoke`);
+  const [specFile, ...names] = rest;
+  if (!specFile) throw new UsageError(`pki ${sub} needs the spec`);
+  if (!existsSync(specFile)) throw new UsageError(`no such file: ${specFile}`);
+  const checked = checkSpecFile(specFile);
+  if (!checked.model) return report(io, o, checked.diagnostics, checked.loaded.source, undefined, true);
+  const model = checked.model;
+  let targets: ReissueTarget[];
+  if (sub === "revoke") {
+    if (names.length !== 1 || p.flags.has("--all")) throw new UsageError("pki revoke takes one client name");
+    targets = [{ kind: "client", name: names[0]! }];
+  } else if (p.flags.has("--all")) {
+    if (names.length) throw new UsageError("pki renew takes names or --all, not both");
+    targets = [{ kind: "server" }, ...model.clients.map((c) => ({ kind: "client" as const, name: c.name }))];
+  } else {
+    if (!names.length) throw new UsageError("pki renew needs NAME..., server or --all");
+    targets = names.map((n) => (n === "server" ? { kind: "server" as const } : { kind: "client" as const, name: n }));
+  }
+  const r = await reissue(secretsDir, model, targets, sub === "revoke" ? "revoked" : "renewed", io.now());
+  if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
+  if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
+  else if (!o.quiet) {
+    const hosts = targets.map((t) => (t.kind === "server" ? model.storageNodes.map((n) => n.name).join(", ") : t.name));
+    io.stdout(r.changes.join("\n") + `\nnow rebuild and deploy the storage nodes and ${[...new Set(hosts)].join(", ")}; f3s-activate reloads stunnel\n`);
+  }
+  return EXIT.ok;
 }

@@ -9,9 +9,9 @@ export interface Style {
 const paint = (on: boolean, code: string, text: string) => (on ? `\x1b[${code}m${text}\x1b[0m` : text);
 
 export function formatDiagnostic(d: Diagnostic, source: string | undefined, style: Style): string {
-  const where = d.location ? `${d.location.file}:${d.location.line}:${d.location.col}` : "<spec>";
+  const where = d.location ? `${d.location.file}:${d.location.line}:${d.location.col}` : "f3s-gen";
   const label = d.severity === "error" ? paint(style.color, "1;31", "error") : paint(style.color, "1;33", "warning");
-  const lines = [`${where}: ${label}: ${d.pointer || "/"}: ${d.message}`];
+  const lines = [d.location ? `${where}: ${label}: ${d.pointer || "/"}: ${d.message}` : `${where}: ${label}: ${d.message}`];
   const excerpt = source !== undefined && d.location ? excerptAt(source, d.location.line, d.location.col) : undefined;
   if (excerpt) lines.push(...excerpt.map((l) => paint(style.color, "2", l)));
   if (d.hint) lines.push(`  hint: ${d.hint}`);

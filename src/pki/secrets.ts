@@ -25,7 +25,7 @@ export interface RetiredCert {
   name: string;
   serial: string;
   sha256: string;
-  reason: "removed" | "revoked";
+  reason: "removed" | "revoked" | "renewed";
   at: string;
 }
 
@@ -299,17 +299,20 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes };
 }
 
-/** Moves a client's files aside (never deletes them) and records its certificate as retired. */
+/** Moves a certificate and its key aside (never deletes them) and records the certificate as retired. */
 export function retire(dir: string, name: string, reason: RetiredCert["reason"], now: Date): RetiredCert {
-  const cert = new X509Certificate(readFileSync(join(dir, paths.clientCert(name))));
+  const [certRel, keyRel] = name === "server" ? [paths.serverCert, paths.serverKey] : [paths.clientCert(name), paths.clientKey(name)];
+  const cert = new X509Certificate(readFileSync(join(dir, certRel)));
   const record: RetiredCert = { name, serial: cert.serialNumber.toLowerCase(), sha256: cert.fingerprint256, reason, at: now.toISOString() };
   const dest = `retired/${name}-${record.serial}`;
   mkdirSync(join(dir, dest), { recursive: true, mode: 0o700 });
-  for (const rel of [paths.clientCert(name), paths.clientKey(name)]) {
+  for (const rel of [certRel, keyRel]) {
     if (existsSync(join(dir, rel))) renameSync(join(dir, rel), join(dir, dest, rel.split("/").pop()!));
   }
   return record;
 }
+
+export { SecretsError, readIndex, loadPair };
 
 export function listRetired(dir: string): string[] {
   return existsSync(join(dir, "retired")) ? readdirSync(join(dir, "retired")).sort() : [];

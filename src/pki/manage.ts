@@ -1,0 +1,91 @@
+// Day-2 PKI: status of every certificate, renewal of leaf certificates under the same CA, and
+// revocation of a client whose key is compromised while it keeps its place in the spec.
+import { X509Certificate } from "node:crypto";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { error, type Diagnostic } from "../diag/diagnostic.js";
+import type { Model } from "../spec/model.js";
+import { issueLeaf } from "./certs.js";
+import { generateRsaKeys } from "./keys.js";
+import {
+  clientProfile, daysLeft, loadPair, paths, readIndex, retire, serverProfile, writeSecretFile, SecretsError, EXPIRY_WARNING_DAYS,
+  type RetiredCert,
+} from "./secrets.js";
+
+export interface CertStatus {
+  /** "CA", "server" or the client's name. */
+  host: string;
+  kind: "ca" | "server" | "client";
+  commonName: string;
+  notAfter: string;
+  daysLeft: number;
+  sha256: string;
+  serial: string;
+  /** Under EXPIRY_WARNING_DAYS, or expired. */
+  expiring: boolean;
+}
+
+function status(host: string, kind: CertStatus["kind"], file: string, now: Date): CertStatus {
+  const cert = new X509Certificate(readFileSync(file));
+  const left = daysLeft(cert, now);
+  return {
+    host,
+    kind,
+    commonName: cert.subject.split("\n").find((l) => l.startsWith("CN="))?.slice(3) ?? "",
+    notAfter: new Date(cert.validTo).toISOString(),
+    daysLeft: left,
+    sha256: cert.fingerprint256,
+    serial: cert.serialNumber.toLowerCase(),
+    expiring: left < EXPIRY_WARNING_DAYS,
+  };
+}
+
+/** Every current certificate in the secrets directory (no spec needed). */
+export function pkiStatus(dir: string, now: Date): { certs: CertStatus[]; retired: RetiredCert[] } {
+  if (!existsSync(join(dir, paths.index))) throw new SecretsError({ ...error("secrets", "", "not an f3s-gen secrets directory (no index.json)", "pass --secrets DIR, or run a build first"), location: { file: dir, line: 1, col: 1 } });
+  const index = readIndex(dir);
+  const certs = [status("CA", "ca", join(dir, paths.caCert), now), status("server", "server", join(dir, paths.serverCert), now)];
+  const clients = existsSync(join(dir, "clients")) ? readdirSync(join(dir, "clients")).filter((f) => f.endsWith("-cert.pem")).sort() : [];
+  for (const f of clients) certs.push(status(f.slice(0, -"-cert.pem".length), "client", join(dir, "clients", f), now));
+  return { certs, retired: index.retired };
+}
+
+export type ReissueTarget = { kind: "server" } | { kind: "client"; name: string };
+
+/**
+ * Moves the current pair aside (recorded in index.json with the reason) and issues a new key and
+ * certificate under the same CA. Nothing else changes.
+ */
+export async function reissue(dir: string, model: Model, targets: ReissueTarget[], reason: "renewed" | "revoked", now: Date): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
+  try {
+    const index = readIndex(dir);
+    const ca = loadPair(dir, paths.caCert, paths.caKey);
+    for (const t of targets) {
+      if (t.kind === "client" && !model.clients.some((c) => c.name === t.name)) {
+        throw new SecretsError(error("pki.unknown-client", "", `${t.name} is not a client in the spec`, `clients are: ${model.clients.map((c) => c.name).join(", ")}; a client removed from the spec is already refused`));
+      }
+      if (t.kind === "client" && !existsSync(join(dir, paths.clientCert(t.name)))) {
+        throw new SecretsError(error("pki.not-issued", "", `${t.name} has no certificate yet`, "run a build: it issues one"));
+      }
+    }
+    const keys = await generateRsaKeys(targets.length, model.pki.keyBits);
+    const changes: string[] = [];
+    const issueOpts = { now, validityDays: model.pki.validityDays };
+    for (const [i, t] of targets.entries()) {
+      const name = t.kind === "server" ? "server" : t.name;
+      const profile = t.kind === "server" ? serverProfile(model) : clientProfile(model, t.name);
+      // Issued before the old pair moves aside, so a failure cannot leave the name without one.
+      const cert = await issueLeaf(keys[i]!, profile, ca.pair, issueOpts);
+      const record = retire(dir, name, reason, now);
+      index.retired.push(record);
+      writeSecretFile(dir, t.kind === "server" ? paths.serverKey : paths.clientKey(t.name), keys[i]!.privatePem);
+      writeSecretFile(dir, t.kind === "server" ? paths.serverCert : paths.clientCert(t.name), cert);
+      changes.push(`${reason} ${name}: old certificate ${record.serial} moved to retired/, new key and certificate issued`);
+    }
+    writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
+    return { changes, diagnostics: [] };
+  } catch (e) {
+    if (e instanceof SecretsError) return { changes: [], diagnostics: [e.diagnostic] };
+    throw e;
+  }
+}

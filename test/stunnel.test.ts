@@ -1,0 +1,130 @@
+// End to end with Debian's stunnel4: the generated server and client stunnel.conf files (paths and
+// addresses rewritten to an extracted tarball and loopback ports) with the generated certificates
+// carry bytes to an echo server standing in for nfsd; everything that must be refused is refused.
+import { describe, expect, it, afterEach } from "vitest";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildCase, extract, hasTool, tempDir, privateSecrets, type Built } from "./support.js";
+import { clientConf, freePort, roundTrip, serverConf, startEcho, startStunnel, stunnelBinary, type Echo, type Stunnel } from "./stunnel-harness.js";
+import { packageRoot } from "../src/paths.js";
+import { runMain } from "../src/cli.js";
+
+const available = hasTool("openssl", ["version"]) && (stunnelBinary !== undefined || hasTool("stunnel4", ["-version"]));
+
+const running: { stop(): Promise<void> }[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((p) => p.stop()));
+});
+
+interface Server {
+  port: number;
+  stunnel: Stunnel;
+}
+
+async function startServer(built: Built, host: string, echo: Echo, overrides: Partial<Record<"cert" | "key", string>> = {}): Promise<Server> {
+  const root = extract(join(built.outDir, `${host}.tar.gz`));
+  const port = await freePort();
+  let conf = serverConf(readFileSync(join(root, "usr/local/etc/stunnel/stunnel.conf"), "utf8"), root, { accept: port, connect: echo.port }, join(root, "stunnel.pid"));
+  for (const [k, v] of Object.entries(overrides)) conf = conf.replace(new RegExp(`^${k} = .*$`, "m"), `${k} = ${v}`);
+  const stunnel = await startStunnel(conf, root, `server-${host}`);
+  running.push(stunnel);
+  return { port, stunnel };
+}
+
+/** A client tunnel for `host` of `built`, optionally presenting another certificate file. */
+async function startClient(built: Built, host: string, serverPort: number, certFile?: string): Promise<{ port: number; stunnel: Stunnel }> {
+  const root = extract(join(built.outDir, `${host}.tar.gz`));
+  const port = await freePort();
+  let conf = clientConf(readFileSync(join(root, "etc/stunnel/stunnel.conf"), "utf8"), root, { accept: port, connect: serverPort }, join(root, "stunnel.pid"));
+  if (certFile) conf = conf.replace(/^cert = .*$/m, `cert = ${certFile}`);
+  const stunnel = await startStunnel(conf, root, `client-${host}`);
+  running.push(stunnel);
+  return { port, stunnel };
+}
+
+const payload = (s: string) => Buffer.from(`NFS ${s} ${"x".repeat(4096)}`);
+
+async function echoServer(): Promise<Echo> {
+  const echo = await startEcho();
+  running.push({ stop: () => echo.close() });
+  return echo;
+}
+
+describe.skipIf(!available)("stunnel end to end", () => {
+  it.each([
+    ["example", "f0", "r0"],
+    ["example", "f1", "earth"],
+    ["other", "stor-a", "k8s-a"],
+  ])("%s: storage node %s's server carries client %s's tunnel to nfsd", async (c, server, client) => {
+    const built = await buildCase(c);
+    const echo = await echoServer();
+    const s = await startServer(built, server, echo);
+    const cl = await startClient(built, client, s.port);
+    const base = echo.connections;
+    const data = payload(client);
+    const got = await roundTrip(cl.port, data);
+    expect(got?.equals(data), `server log:\n${s.stunnel.log()}\nclient log:\n${cl.stunnel.log()}`).toBe(true);
+    expect(echo.connections - base).toBe(1);
+  });
+
+  it("refuses a client certificate from a foreign CA", async () => {
+    const built = await buildCase("example");
+    const foreign = await buildCase("other");
+    const echo = await echoServer();
+    const s = await startServer(built, "f0", echo);
+    const foreignPem = join(extract(join(foreign.outDir, "k8s-a.tar.gz")), "etc/stunnel/k8s-a-stunnel.pem");
+    const cl = await startClient(built, "r0", s.port, foreignPem);
+    expect(await roundTrip(cl.port, payload("foreign"), 3000)).toBeNull();
+    expect(echo.connections).toBe(0);
+  });
+
+  it("refuses a client removed from the spec, while the others keep working", async () => {
+    const secretsDir = privateSecrets("example");
+    const before = await buildCase("example", { secretsDir });
+    const dir = tempDir();
+    const spec = join(dir, "spec.yaml");
+    writeFileSync(spec, readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8").replace(/  - name: r2\n(.*\n){4}/, ""));
+    const after = await buildCase("example", { secretsDir, spec });
+    expect(after.result.secretChanges).toEqual(["retire client r2 (no longer in the spec): its certificate is no longer accepted"]);
+    const echo = await echoServer();
+    // The old server accepts r2 (so the refusal below is the removal's doing) ...
+    const oldServer = await startServer(before, "f0", echo);
+    const r2Old = await startClient(before, "r2", oldServer.port);
+    expect(await roundTrip(r2Old.port, payload("r2 before"))).not.toBeNull();
+    // ... the new one refuses r2's still valid certificate and serves r0.
+    const newServer = await startServer(after, "f0", echo);
+    const r2 = await startClient(before, "r2", newServer.port);
+    expect(await roundTrip(r2.port, payload("r2 after"), 3000)).toBeNull();
+    expect(newServer.stunnel.log()).toMatch(/Certificate not found in local repository|certificate verify failed|CERT:/i);
+    const r0 = await startClient(after, "r0", newServer.port);
+    const data = payload("r0 after");
+    expect((await roundTrip(r0.port, data))?.equals(data)).toBe(true);
+  });
+
+  it("refuses a revoked client's old certificate and accepts its new one", async () => {
+    const secretsDir = privateSecrets("example");
+    const spec = join(packageRoot, "fixtures/valid/example/spec.yaml");
+    const before = await buildCase("example", { secretsDir });
+    const io = { stdout: () => {}, stderr: () => {}, isTTY: false, env: {}, cwd: tempDir(), now: () => new Date() };
+    expect(await runMain(["pki", "revoke", spec, "r1", "--secrets", secretsDir], io)).toBe(0);
+    const after = await buildCase("example", { secretsDir });
+    const echo = await echoServer();
+    const server = await startServer(after, "f1", echo);
+    const oldR1 = await startClient(before, "r1", server.port);
+    expect(await roundTrip(oldR1.port, payload("old r1"), 3000)).toBeNull();
+    const newR1 = await startClient(after, "r1", server.port);
+    const data = payload("new r1");
+    expect((await roundTrip(newR1.port, data))?.equals(data)).toBe(true);
+  });
+
+  it("a client refuses a server presenting a client certificate of the same CA", async () => {
+    const built = await buildCase("example");
+    const echo = await echoServer();
+    const r1Pem = join(extract(join(built.outDir, "r1.tar.gz")), "etc/stunnel/r1-stunnel.pem");
+    const rogue = await startServer(built, "f0", echo, { cert: r1Pem, key: r1Pem });
+    const cl = await startClient(built, "r0", rogue.port);
+    expect(await roundTrip(cl.port, payload("to rogue"), 3000)).toBeNull();
+    expect(echo.connections).toBe(0);
+    expect(cl.stunnel.log()).toMatch(/CERT|verify|certificate/i);
+  });
+});
