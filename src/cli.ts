@@ -8,7 +8,7 @@ import { checkSpecFile } from "./spec/index.js";
 import { build } from "./pipeline.js";
 import { examplesDir, packageRoot } from "./paths.js";
 import { OutputError } from "./pack/output.js";
-import { pkiStatus, reissue, type ReissueTarget } from "./pki/manage.js";
+import { pkiStatus, reissue, rotateCa, type ReissueTarget } from "./pki/manage.js";
 import { SecretsError } from "./pki/secrets.js";
 
 export const EXIT = { ok: 0, invalid: 1, usage: 2 } as const;
@@ -28,6 +28,8 @@ Usage:
                               re-issue leaf certificates (new keys) under the same CA
   f3s-gen pki revoke <spec> NAME [--secrets DIR]
                               refuse a client's current certificate and issue it a new one
+  f3s-gen pki rotate-ca <spec> [--secrets DIR]
+                              new CA, every certificate re-issued under it (ZFS keys kept)
   f3s-gen --help | --version
 
 Options:
@@ -246,13 +248,21 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
     }
     return EXIT.ok;
   }
-  if (sub !== "renew" && sub !== "revoke") throw new UsageError(`pki needs status, renew or revoke`);
+  if (sub !== "renew" && sub !== "revoke" && sub !== "rotate-ca") throw new UsageError(`pki needs status, renew, revoke or rotate-ca`);
   const [specFile, ...names] = rest;
   if (!specFile) throw new UsageError(`pki ${sub} needs the spec`);
   if (!existsSync(specFile)) throw new UsageError(`no such file: ${specFile}`);
   const checked = checkSpecFile(specFile);
   if (!checked.model) return report(io, o, checked.diagnostics, checked.loaded.source, undefined, true);
   const model = checked.model;
+  if (sub === "rotate-ca") {
+    if (names.length || p.flags.has("--all")) throw new UsageError("pki rotate-ca takes only the spec");
+    const r = await rotateCa(secretsDir, model, io.now());
+    if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
+    if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
+    else if (!o.quiet) io.stdout(r.changes.join("\n") + "\nnow rebuild and deploy every host: storage nodes first, then each client (its mounts fail until its tarball is deployed)\n");
+    return EXIT.ok;
+  }
   let targets: ReissueTarget[];
   if (sub === "revoke") {
     if (names.length !== 1 || p.flags.has("--all")) throw new UsageError("pki revoke takes one client name");

@@ -1,14 +1,14 @@
 // Day-2 PKI: status of every certificate, renewal of leaf certificates under the same CA, and
 // revocation of a client whose key is compromised while it keeps its place in the spec.
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
 import type { Model } from "../spec/model.js";
-import { issueLeaf } from "./certs.js";
+import { issueCa, issueLeaf } from "./certs.js";
 import { generateRsaKeys } from "./keys.js";
 import {
-  clientProfile, daysLeft, loadPair, paths, readIndex, retire, serverProfile, writeSecretFile, SecretsError, EXPIRY_WARNING_DAYS,
+  clientProfile, subjectFor, daysLeft, loadPair, paths, readIndex, retire, serverProfile, writeSecretFile, SecretsError, EXPIRY_WARNING_DAYS,
   type RetiredCert,
 } from "./secrets.js";
 
@@ -84,6 +84,34 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
     }
     writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
     return { changes, diagnostics: [] };
+  } catch (e) {
+    if (e instanceof SecretsError) return { changes: [], diagnostics: [e.diagnostic] };
+    throw e;
+  }
+}
+
+/**
+ * Rolls the CA: a new CA key and certificate, the old CA moved to retired/, and every leaf
+ * re-issued under the new CA. The ZFS keys are untouched.
+ */
+export async function rotateCa(dir: string, model: Model, now: Date): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
+  try {
+    const index = readIndex(dir);
+    const old = loadPair(dir, paths.caCert, paths.caKey);
+    const [key] = await generateRsaKeys(1, model.pki.keyBits);
+    const caCert = await issueCa(key!, subjectFor(model, model.pki.caCommonName), { now, validityDays: model.pki.validityDays });
+    const serial = old.cert.serialNumber.toLowerCase();
+    const dest = join(dir, `retired/ca-${serial}`);
+    mkdirSync(dest, { recursive: true, mode: 0o700 });
+    renameSync(join(dir, paths.caCert), join(dest, "ca-cert.pem"));
+    renameSync(join(dir, paths.caKey), join(dest, "ca-key.pem"));
+    index.retired.push({ name: "CA", serial, sha256: old.cert.fingerprint256, reason: "renewed", at: now.toISOString() });
+    writeSecretFile(dir, paths.caKey, key!.privatePem);
+    writeSecretFile(dir, paths.caCert, caCert);
+    writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
+    const leaves: ReissueTarget[] = [{ kind: "server" }, ...model.clients.filter((c) => existsSync(join(dir, paths.clientCert(c.name)))).map((c) => ({ kind: "client" as const, name: c.name }))];
+    const r = await reissue(dir, model, leaves, "renewed", now);
+    return { changes: [`new CA; the old one (${serial}) moved to retired/`, ...r.changes], diagnostics: r.diagnostics };
   } catch (e) {
     if (e instanceof SecretsError) return { changes: [], diagnostics: [e.diagnostic] };
     throw e;

@@ -125,7 +125,7 @@ function loadPair(dir: string, certRel: string, keyRel: string, ca?: X509Certifi
   const key = parseKey(dir, keyRel);
   if (!cert.checkPrivateKey(key)) fail(dir, keyRel, `this key does not belong to ${certRel}`, "restore the matching pair from your backup, or re-issue it with `f3s-gen pki renew`");
   const signer = ca ?? cert;
-  if (!cert.verify(signer.publicKey) || (ca && cert.issuer !== ca.subject)) {
+  if (!cert.verify(signer.publicKey) || (ca && cert.issuer !== ca.subject) || (ca && !cert.checkIssued(ca))) {
     fail(dir, certRel, ca ? "this certificate was not issued by the CA in ca/ca-cert.pem" : "the CA certificate is not self-signed", "restore the secrets directory from your backup; mixing files from two secrets directories does not work");
   }
   return { pair: { certPem: read(dir, certRel), keyPem: read(dir, keyRel) }, cert };

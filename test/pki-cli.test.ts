@@ -1,0 +1,89 @@
+// f3s-gen pki status | renew | revoke | rotate-ca.
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { X509Certificate } from "node:crypto";
+import { runMain, type Io } from "../src/cli.js";
+import { packageRoot } from "../src/paths.js";
+import { listFiles, privateSecrets, tempDir } from "./support.js";
+
+const spec = join(packageRoot, "fixtures/valid/example/spec.yaml");
+
+async function pki(args: string[], now = new Date()) {
+  let stdout = "";
+  let stderr = "";
+  const io: Io = { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), isTTY: false, env: {}, cwd: tempDir(), now: () => now };
+  const code = await runMain(["pki", ...args], io);
+  return { code, stdout, stderr };
+}
+
+const cert = (dir: string, rel: string) => new X509Certificate(readFileSync(join(dir, rel)));
+const files = (dir: string) => new Map(listFiles(dir).map((f) => [f, readFileSync(join(dir, f)).toString("base64")]));
+
+describe("f3s-gen pki", () => {
+  it("status lists every certificate with CN, expiry, days left and SHA-256 (--json)", async () => {
+    const dir = privateSecrets("example");
+    const r = await pki(["status", "--secrets", dir, "--json"]);
+    expect(r.code).toBe(0);
+    const { certs } = JSON.parse(r.stdout);
+    expect(certs.map((c: { host: string }) => c.host)).toEqual(["CA", "server", "earth", "r0", "r1", "r2"]);
+    expect(Object.keys(certs[0])).toEqual(["host", "kind", "commonName", "notAfter", "daysLeft", "sha256", "serial", "expiring"]);
+    expect(certs[1]).toMatchObject({ kind: "server", commonName: "f3s-storage-ha.lan.buetow.org", expiring: false });
+    expect(certs[1].sha256).toBe(cert(dir, "server/server-cert.pem").fingerprint256);
+    const text = await pki(["status", "--secrets", dir]);
+    expect(text.stdout.split("\n")[0]).toMatch(/^HOST\s+CN\s+NOT AFTER\s+DAYS LEFT\s+SHA-256$/);
+  });
+
+  it("status marks certificates that expire within 30 days", async () => {
+    const dir = privateSecrets("example");
+    const later = new Date(new Date(cert(dir, "ca/ca-cert.pem").validTo).getTime() - 10 * 86400_000);
+    const { certs } = JSON.parse((await pki(["status", "--secrets", dir, "--json"], later)).stdout);
+    expect(certs.every((c: { expiring: boolean }) => c.expiring)).toBe(true);
+  });
+
+  it("renew re-issues only the named leaf, under the same CA", async () => {
+    const dir = privateSecrets("example");
+    const before = files(dir);
+    expect((await pki(["renew", spec, "r0", "--secrets", dir])).code).toBe(0);
+    const after = files(dir);
+    const changed = [...after.keys()].filter((f) => before.get(f) !== after.get(f) && !f.startsWith("retired/"));
+    expect(changed.sort()).toEqual(["clients/r0-cert.pem", "clients/r0-key.pem", "index.json"]);
+    expect(cert(dir, "clients/r0-cert.pem").checkIssued(cert(dir, "ca/ca-cert.pem"))).toBe(true);
+  });
+
+  it("renew --all re-issues the server and every client, keeps the CA and the ZFS keys", async () => {
+    const dir = privateSecrets("example");
+    const before = files(dir);
+    expect((await pki(["renew", spec, "--all", "--secrets", dir])).code).toBe(0);
+    const after = files(dir);
+    for (const f of ["ca/ca-cert.pem", "ca/ca-key.pem", ...[...before.keys()].filter((f) => f.startsWith("zfs/"))]) expect(after.get(f), f).toBe(before.get(f));
+    for (const f of ["server/server-cert.pem", "clients/r0-cert.pem", "clients/earth-cert.pem"]) expect(after.get(f), f).not.toBe(before.get(f));
+  });
+
+  it("revoke refuses names that are not clients", async () => {
+    const dir = privateSecrets("example");
+    const r = await pki(["revoke", spec, "f0", "--secrets", dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("f0 is not a client in the spec");
+  });
+
+  it("rotate-ca issues a new CA and every leaf under it, keeping the ZFS keys", async () => {
+    const dir = privateSecrets("example");
+    const before = files(dir);
+    const oldCa = cert(dir, "ca/ca-cert.pem");
+    expect((await pki(["rotate-ca", spec, "--secrets", dir])).code).toBe(0);
+    const newCa = cert(dir, "ca/ca-cert.pem");
+    expect(newCa.fingerprint256).not.toBe(oldCa.fingerprint256);
+    for (const f of ["server/server-cert.pem", "clients/r0-cert.pem", "clients/r1-cert.pem", "clients/r2-cert.pem", "clients/earth-cert.pem"]) {
+      expect(cert(dir, f).verify(newCa.publicKey), f).toBe(true);
+      expect(cert(dir, f).verify(oldCa.publicKey), f).toBe(false);
+    }
+    for (const f of [...before.keys()].filter((f) => f.startsWith("zfs/"))) expect(files(dir).get(f)).toBe(before.get(f));
+  });
+
+  it("exits 2 on pki usage errors", async () => {
+    for (const args of [["frob"], ["renew"], ["renew", spec], ["revoke", spec], ["revoke", spec, "a", "b"], ["status", "extra"]]) {
+      expect((await pki(args)).code, args.join(" ")).toBe(2);
+    }
+  });
+});
