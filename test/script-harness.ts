@@ -1,0 +1,103 @@
+// Runs generated scripts for real under dash (standing in for FreeBSD's sh) or bash, with the
+// stand-ins of test/stubs first on PATH. Paths a script writes to are rewritten to a sandbox by
+// replacing the script's own `NAME=value` assignments at the top.
+import { spawnSync, spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { packageRoot } from "../src/paths.js";
+import { tempDir } from "./support.js";
+
+export const stubsDir = join(packageRoot, "test/stubs");
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class Sandbox {
+  readonly dir = tempDir("f3s-sandbox-");
+  readonly state = join(this.dir, "state");
+
+  constructor() {
+    mkdirSync(this.state, { recursive: true });
+  }
+
+  /** A copy of a generated script with some of its top-level assignments replaced. */
+  script(source: string, vars: Record<string, string> = {}): string {
+    let text = readFileSync(source, "utf8");
+    for (const [name, value] of Object.entries(vars)) {
+      const re = new RegExp(`^${name}=.*$`, "m");
+      if (!re.test(text)) throw new Error(`${source} has no ${name}= line`);
+      text = text.replace(re, `${name}='${value}'`);
+    }
+    const out = join(this.dir, `script-${Math.random().toString(36).slice(2)}`);
+    writeFileSync(out, text);
+    chmodSync(out, 0o755);
+    return out;
+  }
+
+  env(): NodeJS.ProcessEnv {
+    return { PATH: `${stubsDir}:/usr/bin:/bin`, F3S_STUB_STATE: this.state, HOME: this.dir, LC_ALL: "C" };
+  }
+
+  run(shell: "dash" | "bash", script: string, args: string[] = []): Result {
+    const r = spawnSync(shell, [script, ...args], { env: this.env(), encoding: "utf8", timeout: 30_000 });
+    if (r.error) throw r.error;
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** A state file of the stand-ins, e.g. "if/re0" or "running/nfsd". */
+  set(rel: string, content = "") {
+    const file = join(this.state, rel);
+    mkdirSync(join(file, ".."), { recursive: true });
+    writeFileSync(file, content);
+  }
+
+  has(rel: string): boolean {
+    return existsSync(join(this.state, rel));
+  }
+
+  read(rel: string): string {
+    return existsSync(join(this.state, rel)) ? readFileSync(join(this.state, rel), "utf8") : "";
+  }
+
+  calls(): string[] {
+    return this.read("calls").split("\n").filter(Boolean);
+  }
+
+  /** A ZFS dataset for the zfs stand-in. */
+  dataset(name: string, props: Record<string, string> = {}) {
+    for (const [k, v] of Object.entries({ mounted: "no", keystatus: "available", ...props })) this.set(`zfs/${name.replace(/\//g, "%")}/${k}`, v + "\n");
+  }
+
+  prop(name: string, prop: string): string {
+    return this.read(`zfs/${name.replace(/\//g, "%")}/${prop}`).trim();
+  }
+
+  /** Holds `file` locked with flock(1) until the returned function is called. */
+  holdLock(file: string): () => void {
+    mkdirSync(join(file, ".."), { recursive: true });
+    // Its own process group, so that the sleep holding the lock dies with it.
+    const p = spawn("flock", [file, "sleep", "30"], { stdio: "ignore", detached: true });
+    return () => process.kill(-p.pid!, "SIGKILL");
+  }
+}
+
+/** `ifconfig <if>` output of FreeBSD 14 for an interface carrying a CARP VIP. */
+export function carpInterface(iface: string, address: string, vip: string, vhid: number, state: string): string {
+  return [
+    `${iface}: flags=1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP> metric 0 mtu 1500`,
+    `\tinet ${address} netmask 0xffffff00 broadcast 192.0.2.255`,
+    `\tinet ${vip} netmask 0xffffffff broadcast ${vip} vhid ${vhid}`,
+    `\tcarp: ${state} vhid ${vhid} advbase 1 advskew 0`,
+    `\t      peer 224.0.0.18 peer6 ff02::12`,
+    "",
+  ].join("\n");
+}
+
+export function plainInterface(iface: string, address: string): string {
+  return `${iface}: flags=8049<UP,LOOPBACK,RUNNING,MULTICAST> metric 0 mtu 16384\n\tinet ${address} netmask 0xff000000\n`;
+}
+
+export const mutating = /\b(start|stop|restart|reload|enable|set|mount|load-key|kldload|daemon-reload|delete|umount)\b|state (master|backup)|inet |sysctl --system|sysctl \S+=|nfsidmap -c/;

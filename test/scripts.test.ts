@@ -1,0 +1,447 @@
+// Behaviour of every generated script, run by the shell that runs it on the host (dash for
+// FreeBSD's sh, bash for the Linux clients) against stand-ins for the system commands.
+import { describe, expect, it, beforeAll } from "vitest";
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { buildCase, extract, hasTool, type Built } from "./support.js";
+import { Sandbox, carpInterface, plainInterface, mutating } from "./script-harness.js";
+
+const ready = hasTool("dash", ["-c", "true"]) && hasTool("flock", ["--version"]);
+
+let example: Built;
+let other: Built;
+const roots = new Map<string, string>();
+beforeAll(async () => {
+  [example, other] = await Promise.all([buildCase("example"), buildCase("other")]);
+  for (const h of ["f0", "f1", "f2", "r0", "earth"]) roots.set(h, extract(join(example.outDir, `${h}.tar.gz`)));
+  for (const h of ["stor-a", "stor-b", "k8s-a"]) roots.set(h, extract(join(other.outDir, `${h}.tar.gz`)));
+});
+const file = (host: string, rel: string) => join(roots.get(host)!, rel);
+
+describe.skipIf(!ready)("carp", () => {
+  function setup(state = "MASTER") {
+    const sb = new Sandbox();
+    sb.set("if/lo0", plainInterface("lo0", "127.0.0.1"));
+    sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, state));
+    // Another CARP group on another interface must not confuse it.
+    sb.set("if/em1", carpInterface("em1", "10.9.9.1", "10.9.9.9", 7, "BACKUP"));
+    const carp = sb.script(file("f0", "usr/local/bin/carp"), { BLOCK_FILE: join(sb.dir, "block"), SETTLE_SECONDS: "0" });
+    return { sb, carp };
+  }
+
+  it("prints the state of the VIP's interface and vhid", () => {
+    const { sb, carp } = setup();
+    expect(sb.run("dash", carp)).toEqual({ code: 0, stdout: "CARP state on re0 (vhid 1): MASTER\n", stderr: "" });
+  });
+
+  it("`state` prints the bare word, even when auto-failback is disabled", () => {
+    const { sb, carp } = setup("BACKUP");
+    writeFileSync(join(sb.dir, "block"), "");
+    expect(sb.run("dash", carp).stdout).toContain("WARNING: Auto-failback is DISABLED");
+    expect(sb.run("dash", carp, ["state"]).stdout).toBe("BACKUP\n");
+  });
+
+  it("`master` and `backup` call ifconfig with the right interface and vhid", () => {
+    const { sb, carp } = setup("MASTER");
+    const r = sb.run("dash", carp, ["backup"]);
+    expect(r.code).toBe(0);
+    expect(sb.calls()).toContain("ifconfig re0 vhid 1 state backup");
+    expect(r.stdout).toContain("CARP state on re0 (vhid 1): BACKUP");
+    sb.run("dash", carp, ["master"]);
+    expect(sb.calls()).toContain("ifconfig re0 vhid 1 state master");
+    expect(sb.run("dash", carp, ["state"]).stdout).toBe("MASTER\n");
+  });
+
+  it("`auto-failback enable|disable` manage the block file", () => {
+    const { sb, carp } = setup();
+    const block = join(sb.dir, "block");
+    expect(sb.run("dash", carp, ["auto-failback", "disable"]).stdout).toContain("DISABLED");
+    expect(existsSync(block)).toBe(true);
+    expect(sb.run("dash", carp, ["auto-failback", "status"]).stdout).toBe("disabled\n");
+    expect(sb.run("dash", carp, ["auto-failback", "enable"]).stdout).toContain("ENABLED");
+    expect(existsSync(block)).toBe(false);
+    expect(sb.run("dash", carp, ["auto-failback", "bogus"]).code).toBe(2);
+  });
+
+  it("fails clearly when no interface carries the VIP", () => {
+    const sb = new Sandbox();
+    sb.set("if/lo0", plainInterface("lo0", "127.0.0.1"));
+    const r = sb.run("dash", sb.script(file("f0", "usr/local/bin/carp")), ["state"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("no interface carries the CARP VIP 192.168.1.138");
+  });
+
+  it("finds another cluster's interface and vhid (igb0.42, vhid 42)", () => {
+    const sb = new Sandbox();
+    sb.set("if/igb0.42", carpInterface("igb0.42", "10.20.30.11", "10.20.31.250", 42, "BACKUP"));
+    expect(sb.run("dash", sb.script(file("stor-a", "usr/local/bin/carp"), { SETTLE_SECONDS: "0" }), ["state"]).stdout).toBe("BACKUP\n");
+  });
+});
+
+describe.skipIf(!ready)("carpcontrol.sh", () => {
+  it("on MASTER (called as devd calls it) starts the NFS services and restarts stunnel, and logs", () => {
+    const sb = new Sandbox();
+    const r = sb.run("dash", sb.script(file("f0", "usr/local/bin/carpcontrol.sh")), ["1@re0", "MASTER"]);
+    expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(sb.calls().filter((c) => !c.endsWith(" status"))).toEqual([
+      "service rpcbind start", "service nfsuserd start", "service mountd start", "service nfsd start", "service stunnel restart",
+    ]);
+    for (const s of ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel"]) expect(sb.has(`running/${s}`), s).toBe(true);
+    expect(sb.read("syslog")).toMatch(/carpcontrol: CARP 1@re0 is MASTER: starting NFS and stunnel/);
+    expect(sb.read("syslog")).toMatch(/carpcontrol: service stunnel restart: ok/);
+  });
+
+  it("on BACKUP stops stunnel and the NFS services, and logs", () => {
+    const sb = new Sandbox();
+    for (const s of ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel"]) sb.set(`running/${s}`);
+    expect(sb.run("dash", sb.script(file("f1", "usr/local/bin/carpcontrol.sh")), ["1@re0", "BACKUP"]).code).toBe(0);
+    expect(sb.calls().filter((c) => !c.endsWith(" status"))).toEqual(["service stunnel stop", "service nfsd stop", "service mountd stop", "service nfsuserd stop"]);
+    expect(sb.has("running/rpcbind")).toBe(true);
+    expect(sb.read("syslog")).toMatch(/CARP 1@re0 is BACKUP: stopping stunnel and NFS/);
+  });
+
+  it("reads the state from $2: a state in $1 (the post's bug) does nothing", () => {
+    const sb = new Sandbox();
+    sb.run("dash", sb.script(file("f0", "usr/local/bin/carpcontrol.sh")), ["MASTER"]);
+    expect(sb.calls()).toEqual([]);
+  });
+
+  it("logs a failed step at daemon.err and goes on", () => {
+    const sb = new Sandbox();
+    sb.set("fail/service-nfsd-start");
+    sb.run("dash", sb.script(file("f0", "usr/local/bin/carpcontrol.sh")), ["1@re0", "MASTER"]);
+    expect(sb.read("syslog")).toMatch(/daemon\.err carpcontrol: service nfsd start: failed/);
+    expect(sb.calls()).toContain("service stunnel restart");
+  });
+
+  it("is the action of the devd notify block, which passes $subsystem $type", () => {
+    const conf = readFileSync(file("f0", "usr/local/etc/devd/carp.conf"), "utf8");
+    expect(conf).toContain('action "/usr/local/bin/carpcontrol.sh $subsystem $type";');
+    expect(conf).toContain('match "subsystem"\t"1@re0";');
+    expect(readFileSync(file("stor-a", "usr/local/etc/devd/carp.conf"), "utf8")).toContain('"42@igb0\\.42"');
+  });
+});
+
+describe.skipIf(!ready)("carp-auto-failback.sh", () => {
+  function setup(state: string, opts: { mounted?: boolean; marker?: boolean; block?: boolean } = {}) {
+    const sb = new Sandbox();
+    sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, state));
+    if (opts.mounted ?? true) sb.set("mounts", "zdata/enc/nfsdata /data/nfs zfs rw 0 0\nzroot/ROOT/default / zfs rw 0 0\n");
+    const marker = join(sb.dir, "marker");
+    const block = join(sb.dir, "block");
+    if (opts.marker ?? true) writeFileSync(marker, "");
+    if (opts.block) writeFileSync(block, "");
+    const carp = sb.script(file("f0", "usr/local/bin/carp"), { BLOCK_FILE: block, SETTLE_SECONDS: "0" });
+    const script = sb.script(file("f0", "usr/local/bin/carp-auto-failback.sh"), {
+      LOGFILE: join(sb.dir, "failback.log"), MARKER_FILE: marker, BLOCK_FILE: block, SETTLE_FILE: join(sb.dir, "settle"), CARP: carp, WAIT_SECONDS: "0",
+    });
+    const run = () => {
+      const r = sb.run("dash", script);
+      // cron mails any output: there must never be any.
+      expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
+    };
+    const log = () => (existsSync(join(sb.dir, "failback.log")) ? readFileSync(join(sb.dir, "failback.log"), "utf8") : "");
+    return { sb, run, log };
+  }
+  const promoted = (sb: Sandbox) => sb.calls().includes("ifconfig re0 vhid 1 state master");
+
+  it("exits quietly when MASTER", () => {
+    const { sb, run, log } = setup("MASTER");
+    run();
+    expect(log()).toBe("");
+    expect(promoted(sb)).toBe(false);
+  });
+
+  it.each([
+    ["INIT", {}, /SKIP: CARP is INIT/],
+    ["BACKUP", { mounted: false }, /SKIP: \/data\/nfs not mounted/],
+    ["BACKUP", { marker: false }, /SKIP: marker file .* not found/],
+    ["BACKUP", { block: true }, /SKIP: failback blocked by/],
+  ] as const)("skips when %s %j, and logs why", (state, opts, message) => {
+    const { sb, run, log } = setup(state, opts);
+    run();
+    run();
+    expect(log()).toMatch(message);
+    expect(promoted(sb)).toBe(false);
+  });
+
+  it("promotes only a settled BACKUP (seen on two runs) when all conditions hold", () => {
+    const { sb, run, log } = setup("BACKUP");
+    run();
+    expect(promoted(sb)).toBe(false);
+    expect(log()).toMatch(/WAIT: BACKUP and ready/);
+    run();
+    expect(promoted(sb)).toBe(true);
+    expect(log()).toMatch(/CONDITIONS MET: promoting to MASTER \(was BACKUP\)/);
+    expect(log()).toMatch(/Failback complete: state is now MASTER/);
+    expect(sb.read("syslog")).toMatch(/daemon\.notice carp-auto-failback: f0 reclaimed CARP MASTER/);
+    expect(log().split("\n")[0]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d - /);
+  });
+
+  it("does not count a BACKUP seen before an INIT as settled", () => {
+    const { sb, run } = setup("BACKUP");
+    run();
+    sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, "INIT"));
+    run();
+    sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, "BACKUP"));
+    run();
+    expect(promoted(sb)).toBe(false);
+  });
+
+  it("logs a promotion that did not stick to syslog at daemon.err", () => {
+    const { sb, run, log } = setup("BACKUP");
+    sb.set("fail/ifconfig-state");
+    run();
+    run();
+    expect(log()).toMatch(/state is now BACKUP/);
+    expect(sb.read("syslog")).toMatch(/daemon\.err carp-auto-failback: f0 failed to reclaim CARP MASTER \(state BACKUP\)/);
+  });
+
+  it("never checks nfsd (stopped on BACKUP on purpose)", () => {
+    const { sb, run } = setup("BACKUP");
+    run();
+    run();
+    expect(sb.calls().filter((c) => c.startsWith("service"))).toEqual([]);
+    expect(promoted(sb)).toBe(true);
+  });
+});
+
+describe.skipIf(!ready)("check-nfs-mount.sh", () => {
+  function setup(host: string, mounts: [string, string][]) {
+    const sb = new Sandbox();
+    for (const [mp, unit] of mounts) {
+      sb.set(`mounted/${mp.replace(/\//g, "%")}`);
+      sb.set(`units/${unit}`, mp);
+    }
+    const stateDir = join(sb.dir, "monitor");
+    const script = sb.script(file(host, "usr/local/bin/check-nfs-mount.sh"), { STATE_DIR: stateDir });
+    return { sb, script, stateDir, stale: (mp: string) => sb.set(`stale/${mp.replace(/\//g, "%")}`) };
+  }
+  const pods = [
+    "kube-system   coredns-1      1/1   Running             0   1d",
+    "default       web-7f9        0/1   ContainerCreating   0   5m",
+    "default       db-0           0/1   Unknown             2   1h",
+    "default       job-x          0/1   Pending             0   2m",
+    "monitoring    prom-0         1/1   Running             0   3d",
+  ].join("\n");
+
+  it("does nothing while the mounts are healthy", () => {
+    const { sb, script } = setup("r0", [["/data/nfs/k3svolumes", "data-nfs-k3svolumes.mount"]]);
+    expect(sb.run("bash", script)).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(sb.calls()).toEqual([]);
+    expect(sb.read("journal")).toBe("");
+  });
+
+  it("force-unmounts and remounts a stale mount through its unit, logs it, then deletes stuck pods", () => {
+    const { sb, script, stale } = setup("r0", [["/data/nfs/k3svolumes", "data-nfs-k3svolumes.mount"]]);
+    sb.set("pods", pods);
+    stale("/data/nfs/k3svolumes");
+    expect(sb.run("bash", script).code).toBe(0);
+    const calls = sb.calls();
+    expect(calls.slice(0, 2)).toEqual(["umount -f /data/nfs/k3svolumes", "systemctl restart data-nfs-k3svolumes.mount"]);
+    expect(calls).toContain("kubectl get pods --all-namespaces --field-selector spec.nodeName=r0 --no-headers");
+    const deleted = calls.filter((c) => c.startsWith("kubectl delete"));
+    expect(deleted).toEqual([
+      "kubectl delete pod --namespace default web-7f9 --force --grace-period=0",
+      "kubectl delete pod --namespace default db-0 --force --grace-period=0",
+      "kubectl delete pod --namespace default job-x --force --grace-period=0",
+    ]);
+    const journal = sb.read("journal");
+    expect(journal).toMatch(/warning nfs-monitor: NFS mount \/data\/nfs\/k3svolumes is unhealthy/);
+    expect(journal).toMatch(/info nfs-monitor: NFS mount \/data\/nfs\/k3svolumes fixed/);
+    expect(journal).toMatch(/notice nfs-monitor: deleted stuck pod default\/db-0 \(Unknown\)/);
+  });
+
+  it("repairs each mount through its own (escaped) unit", () => {
+    const { sb, script, stale } = setup("k8s-a", [["/var/lib/k8s-vols", "var-lib-k8s\\x2dvols.mount"], ["/mnt/media", "mnt-media.mount"]]);
+    stale("/mnt/media");
+    sb.run("bash", script);
+    expect(sb.calls().filter((c) => !c.startsWith("kubectl"))).toEqual(["umount -f /mnt/media", "systemctl restart mnt-media.mount"]);
+  });
+
+  it("leaves pods alone when the client did not ask for it", () => {
+    const { sb, script, stale } = setup("earth", [["/data/nfs", "data-nfs.mount"]]);
+    sb.set("pods", pods);
+    stale("/data/nfs");
+    sb.run("bash", script);
+    expect(sb.calls()).toEqual(["umount -f /data/nfs", "systemctl restart data-nfs.mount"]);
+  });
+
+  it("leaves pods alone when the repair failed, and logs the failure", () => {
+    const { sb, script, stale } = setup("r0", [["/data/nfs/k3svolumes", "data-nfs-k3svolumes.mount"]]);
+    sb.set("pods", pods);
+    sb.set("fail/restart");
+    stale("/data/nfs/k3svolumes");
+    sb.run("bash", script);
+    expect(sb.calls().some((c) => c.startsWith("kubectl"))).toBe(false);
+    expect(sb.read("journal")).toMatch(/err nfs-monitor: failed to fix NFS mount \/data\/nfs\/k3svolumes/);
+  });
+
+  it("does not run while another run holds the lock", () => {
+    const { sb, script, stale, stateDir } = setup("r0", [["/data/nfs/k3svolumes", "data-nfs-k3svolumes.mount"]]);
+    stale("/data/nfs/k3svolumes");
+    const release = sb.holdLock(join(stateDir, "lock"));
+    try {
+      // Give flock(1) a moment to take the lock (bounded).
+      const until = Date.now() + 2000;
+      while (!existsSync(join(stateDir, "lock")) && Date.now() < until) spawnSleep(20);
+      spawnSleep(100);
+      expect(sb.run("bash", script).code).toBe(0);
+      expect(sb.calls()).toEqual([]);
+    } finally {
+      release();
+    }
+    sb.run("bash", script);
+    expect(sb.calls()).toContain("systemctl restart data-nfs-k3svolumes.mount");
+  });
+});
+
+function spawnSleep(ms: number) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+describe.skipIf(!ready)("f3s-activate", () => {
+  const hostsBefore = "127.0.0.1 localhost\n192.168.1.138 f3s-storage-ha # added by hand\n::1 localhost\n";
+
+  function storage(host: string, carpState: string | null) {
+    const sb = new Sandbox();
+    const root = extract(join(example.outDir, `${host}.tar.gz`));
+    writeFileSync(join(root, "etc/hosts"), hostsBefore);
+    writeFileSync(join(root, "etc/devd.conf"), "# stock devd.conf\n");
+    // The NFS root as zfs mount leaves it (a directory).
+    mkdirSync(join(root, "data/nfs"), { recursive: true });
+    sb.set("if/re0", carpState ? carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, carpState) : plainInterface("re0", "192.168.1.130"));
+    sb.set("sysctl/vfs.nfsd.nfs_privport", "1\n");
+    sb.dataset("zdata/enc", { keylocation: "prompt" });
+    sb.dataset("zroot/bhyve", { keylocation: "file:///keys/" + host + ".lan.buetow.org:bhyve.key" });
+    const script = sb.script(join(root, "usr/local/sbin/f3s-activate"), { ROOT: root });
+    // The installed carp must run under the stand-ins too: it is called as $ROOT/usr/local/bin/carp.
+    return { sb, root, run: () => sb.run("dash", script) };
+  }
+
+  const mutations = (sb: Sandbox) => sb.calls().filter((c) => mutating.test(c));
+
+  it("primary: first run sets everything up, the second changes nothing", () => {
+    const { sb, root, run } = storage("f0", null);
+    sb.dataset("zdata/enc/nfsdata");
+    const first = run();
+    expect(first.code, first.stderr).toBe(0);
+    const calls = mutations(sb);
+    expect(calls).toEqual(expect.arrayContaining([
+      "kldload carp",
+      "ifconfig re0 inet vhid 1 advskew 0 pass testpass alias 192.168.1.138/32",
+      "service devd restart",
+      "zfs set keylocation=file:///keys/f0.lan.buetow.org:zdata.key zdata/enc",
+      "zfs set mountpoint=/data/nfs zdata/enc/nfsdata",
+      "zfs mount zdata/enc/nfsdata",
+      "sysctl vfs.nfsd.nfs_privport=0",
+      "service zrepl start",
+    ]));
+    expect(sb.calls()).toContain(`zrepl --config ${root}/usr/local/etc/zrepl/zrepl.yml configcheck`);
+    expect(existsSync(join(root, "data/nfs/nfs.DO_NOT_REMOVE"))).toBe(true);
+    const hosts = readFileSync(join(root, "etc/hosts"), "utf8");
+    expect(hosts).toBe("127.0.0.1 localhost\n::1 localhost\n# BEGIN f3s-gen: storage VIP (managed by f3s-activate)\n192.168.1.138 f3s-storage-ha f3s-storage-ha.lan f3s-storage-ha.lan.buetow.org\n# END f3s-gen\n");
+    // BACKUP after adding the VIP: NFS stays down, carpcontrol.sh starts it on MASTER.
+    expect(first.stdout).toMatch(/CARP state is BACKUP/);
+    const before = mutations(sb).length;
+    const second = run();
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain("f0 is up to date: nothing changed");
+    expect(mutations(sb).slice(before)).toEqual([]);
+    expect(readFileSync(join(root, "etc/hosts"), "utf8")).toBe(hosts);
+  });
+
+  it("primary as MASTER starts what is not running, without restarting stunnel", () => {
+    const { sb, run } = storage("f0", "MASTER");
+    sb.dataset("zdata/enc/nfsdata", { mounted: "yes", mountpoint: "/data/nfs" });
+    sb.set("running/stunnel");
+    run();
+    const calls = mutations(sb);
+    expect(calls).toEqual(expect.arrayContaining(["service rpcbind start", "service nfsuserd start", "service mountd start", "service nfsd start"]));
+    expect(calls).not.toContain("service stunnel restart");
+    expect(calls).not.toContain("service stunnel start");
+  });
+
+  it("warns about a second devd notify block in /etc/devd.conf", () => {
+    const { root, run } = storage("f0", "BACKUP");
+    writeFileSync(join(root, "etc/devd.conf"), 'notify 0 { action "/usr/local/bin/carpcontrol.sh $subsystem $type"; };\n');
+    expect(run().stderr).toMatch(/\/etc\/devd.conf also runs carpcontrol.sh/);
+  });
+
+  it("standby: waits for the first replication, then sets keylocation, loads the key, mounts read-only", () => {
+    const { sb, run } = storage("f1", "BACKUP");
+    expect(run().stdout).toMatch(/zdata\/sink\/f0\/zdata\/enc\/nfsdata has not been received yet/);
+    const received = "zdata/sink/f0/zdata/enc/nfsdata";
+    sb.dataset(received, { keylocation: "prompt", keystatus: "unavailable" });
+    expect(run().code).toBe(0);
+    expect(sb.prop(received, "keylocation")).toBe("file:///keys/f0.lan.buetow.org:zdata.key");
+    expect(sb.prop(received, "keystatus")).toBe("available");
+    expect(sb.prop(received, "readonly")).toBe("on");
+    expect(sb.prop(received, "mountpoint")).toBe("/data/nfs");
+    expect(sb.prop(received, "mounted")).toBe("yes");
+    const before = mutations(sb).length;
+    expect(run().stdout).toContain("nothing changed");
+    expect(mutations(sb).slice(before)).toEqual([]);
+  });
+
+  it("storage node reloads stunnel (SIGHUP) when its allow-list changed, and only then", () => {
+    const { sb, root, run } = storage("f0", "BACKUP");
+    sb.dataset("zdata/enc/nfsdata");
+    const hupFile = join(sb.dir, "hups");
+    const daemon = spawnDaemon(hupFile);
+    try {
+      mkdirSync(join(root, "var/run/stunnel"), { recursive: true });
+      writeFileSync(join(root, "var/run/stunnel/stunnel.pid"), `${daemon.pid}\n`);
+      expect(run().stdout).toMatch(/reloaded stunnel/);
+      expect(run().stdout).not.toMatch(/reloaded stunnel/);
+      writeFileSync(join(root, "usr/local/etc/stunnel/ca/allowed-clients.pem"), "changed\n");
+      expect(run().stdout).toMatch(/reloaded stunnel/);
+      spawnSleep(400);
+      expect(readFileSync(hupFile, "utf8").trim().split("\n")).toHaveLength(2);
+    } finally {
+      daemon.kill("SIGKILL");
+    }
+  });
+
+  it.each(["r0", "earth"])("client %s: enables and starts its units once; the second run changes nothing", (host) => {
+    const sb = new Sandbox();
+    const root = extract(join(example.outDir, `${host}.tar.gz`));
+    writeFileSync(join(root, "etc/hosts"), "127.0.0.1 localhost\n");
+    const script = sb.script(join(root, "usr/local/sbin/f3s-activate"), { ROOT: root });
+    const first = sb.run("bash", script);
+    expect(first.code, first.stderr).toBe(0);
+    const units = ["stunnel.service", host === "r0" ? "data-nfs-k3svolumes.mount" : "data-nfs.mount", "nfs-mount-monitor.timer", ...(host === "earth" ? ["f3s-nfs-dnat.service"] : [])];
+    expect(mutations(sb)).toEqual([
+      "systemctl daemon-reload",
+      "sysctl --system",
+      ...units.flatMap((u) => [`systemctl enable ${u}`, `systemctl start ${u}`]),
+      "nfsidmap -c",
+    ]);
+    const before = mutations(sb).length;
+    const second = sb.run("bash", script);
+    expect(second.stdout).toContain(`${host} is up to date: nothing changed`);
+    expect(mutations(sb).slice(before)).toEqual([]);
+    // New certificates reload stunnel; nothing else.
+    writeFileSync(join(root, `etc/stunnel/${host}-stunnel.pem`), "renewed\n");
+    sb.run("bash", script);
+    expect(mutations(sb).slice(before)).toEqual(["systemctl reload stunnel.service"]);
+  });
+
+  it("member: merges the hosts line once", () => {
+    const sb = new Sandbox();
+    const root = extract(join(example.outDir, "f2.tar.gz"));
+    mkdirSync(join(root, "etc"));
+    writeFileSync(join(root, "etc/hosts"), "127.0.0.1 localhost\n");
+    const script = sb.script(join(root, "usr/local/sbin/f3s-activate"), { ROOT: root });
+    expect(sb.run("dash", script).stdout).toMatch(/changed: \/etc\/hosts/);
+    const hosts = readFileSync(join(root, "etc/hosts"), "utf8");
+    expect(sb.run("dash", script).stdout).toMatch(/nothing changed/);
+    expect(readFileSync(join(root, "etc/hosts"), "utf8")).toBe(hosts);
+  });
+});
+
+import { spawn } from "node:child_process";
+/** A process that records every SIGHUP it gets, standing in for stunnel. */
+function spawnDaemon(hupFile: string) {
+  return spawn("bash", ["-c", `trap 'echo hup >> "${hupFile}"' HUP; while :; do sleep 0.05; done`], { stdio: "ignore" });
+}
