@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Tests generate keys and run real daemons; two cores are what CI has.
     maxWorkers: 2,
+    reporters: ["default", "./test/summary-reporter.ts"],
   },
 });

@@ -80,7 +80,12 @@ export class Sandbox {
     mkdirSync(join(file, ".."), { recursive: true });
     // Its own process group, so that the sleep holding the lock dies with it.
     const p = spawn("flock", [file, "sleep", "30"], { stdio: "ignore", detached: true });
-    return () => process.kill(-p.pid!, "SIGKILL");
+    return () => {
+      process.kill(-p.pid!, "SIGKILL");
+      // The holder dies asynchronously: wait (bounded) until the lock is really free.
+      const until = Date.now() + 5000;
+      while (Date.now() < until && spawnSync("flock", ["-n", file, "true"]).status !== 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    };
   }
 }
 

@@ -283,9 +283,8 @@ describe.skipIf(!ready)("check-nfs-mount.sh", () => {
     const release = sb.holdLock(join(stateDir, "lock"));
     try {
       // Give flock(1) a moment to take the lock (bounded).
-      const until = Date.now() + 2000;
-      while (!existsSync(join(stateDir, "lock")) && Date.now() < until) spawnSleep(20);
-      spawnSleep(100);
+      const until = Date.now() + 5000;
+      while (spawnSync("flock", ["-n", join(stateDir, "lock"), "true"]).status === 0 && Date.now() < until) spawnSleep(20);
       expect(sb.run("bash", script).code).toBe(0);
       expect(sb.calls()).toEqual([]);
     } finally {
@@ -440,7 +439,7 @@ describe.skipIf(!ready)("f3s-activate", () => {
   });
 });
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 /** A process that records every SIGHUP it gets, standing in for stunnel. */
 function spawnDaemon(hupFile: string) {
   return spawn("bash", ["-c", `trap 'echo hup >> "${hupFile}"' HUP; while :; do sleep 0.05; done`], { stdio: "ignore" });
