@@ -98,9 +98,16 @@ function failed(list: Diagnostic[], strict: boolean): boolean {
   return hasErrors(list) || (strict && list.length > 0);
 }
 
-function specArg(p: Parsed, command: string): string {
+/** The spec argument: where to read it (resolved against the working directory) and its name in messages. */
+function specArg(p: Parsed, command: string, io: Io): { path: string; name: string } {
   if (p.positional.length !== 1) throw new UsageError(`${command} takes one spec file`);
-  return p.positional[0]!;
+  return specFile(p.positional[0]!, io);
+}
+
+function specFile(name: string, io: Io): { path: string; name: string } {
+  const path = resolve(io.cwd, name);
+  if (!existsSync(path)) throw new UsageError(`no such file: ${name}`);
+  return { path, name };
 }
 
 export async function runMain(argv: string[], io: Io): Promise<number> {
@@ -121,14 +128,13 @@ export async function runMain(argv: string[], io: Io): Promise<number> {
     const strict = p.flags.has("--strict");
     switch (p.command) {
       case "validate": {
-        const file = specArg(p, "validate");
-        if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
-        const checked = checkSpecFile(file);
+        const spec = specArg(p, "validate", io);
+        const checked = checkSpecFile(spec.path, spec.name);
         const bad = failed(checked.diagnostics, strict);
         if (json) io.stdout(JSON.stringify({ valid: !bad, diagnostics: checked.diagnostics.map(diagnosticToJson) }, null, 2) + "\n");
         else {
-          printDiagnostics(io, checked.diagnostics, checked.loaded.source, quiet);
-          if (!bad && !quiet) io.stdout(`${file}: valid (${checked.model!.hosts.length} hosts)\n`);
+          printDiagnostics(io, checked.diagnostics, checked.loaded.display, quiet);
+          if (!bad && !quiet) io.stdout(`${spec.name}: valid (${checked.model!.hosts.length} hosts)\n`);
         }
         return bad ? EXIT.invalid : EXIT.ok;
       }
@@ -160,19 +166,18 @@ export async function runMain(argv: string[], io: Io): Promise<number> {
 }
 
 async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; strict: boolean }): Promise<number> {
-  const file = specArg(p, "build");
-  if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+  const spec = specArg(p, "build", io);
   const outDir = resolve(io.cwd, (p.flags.get("--out") as string | undefined) ?? "out");
   const secretsDir = resolve(io.cwd, (p.flags.get("--secrets") as string | undefined) ?? "secrets");
   const progress = io.isTTY && !o.json && !o.quiet ? (done: number, total: number) => io.stderr(`\rgenerating keys: ${done}/${total}${done === total ? "\n" : ""}`) : undefined;
   // --strict must fail before anything is written, so warnings are checked on the spec first.
   if (o.strict) {
-    const checked = checkSpecFile(file);
-    if (checked.diagnostics.length > 0) return report(io, o, checked.diagnostics, checked.loaded.source, undefined, true);
+    const checked = checkSpecFile(spec.path, spec.name);
+    if (checked.diagnostics.length > 0) return report(io, o, checked.diagnostics, checked.loaded.display, undefined, true);
   }
   let result;
   try {
-    result = await build({ specPath: file, outDir, secretsDir, now: io.now(), onProgress: progress });
+    result = await build({ specPath: spec.path, specName: spec.name, outDir, secretsDir, now: io.now(), onProgress: progress });
   } catch (e) {
     if (e instanceof OutputError) {
       io.stderr(`f3s-gen: ${e.message}\n`);
@@ -180,8 +185,8 @@ async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; s
     }
     throw e;
   }
-  if (!result.hosts) return report(io, o, result.diagnostics, result.checked.loaded.source, undefined, true);
-  return report(io, o, result.diagnostics, result.checked.loaded.source, { result, outDir, secretsDir }, o.strict && result.diagnostics.length > 0);
+  if (!result.hosts) return report(io, o, result.diagnostics, result.checked.loaded.display, undefined, true);
+  return report(io, o, result.diagnostics, result.checked.loaded.display, { result, outDir, secretsDir }, o.strict && result.diagnostics.length > 0);
 }
 
 function report(
@@ -249,11 +254,11 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
     return EXIT.ok;
   }
   if (sub !== "renew" && sub !== "revoke" && sub !== "rotate-ca") throw new UsageError(`pki needs status, renew, revoke or rotate-ca`);
-  const [specFile, ...names] = rest;
-  if (!specFile) throw new UsageError(`pki ${sub} needs the spec`);
-  if (!existsSync(specFile)) throw new UsageError(`no such file: ${specFile}`);
-  const checked = checkSpecFile(specFile);
-  if (!checked.model) return report(io, o, checked.diagnostics, checked.loaded.source, undefined, true);
+  const [specName, ...names] = rest;
+  if (!specName) throw new UsageError(`pki ${sub} needs the spec`);
+  const spec = specFile(specName, io);
+  const checked = checkSpecFile(spec.path, spec.name);
+  if (!checked.model) return report(io, o, checked.diagnostics, checked.loaded.display, undefined, true);
   const model = checked.model;
   if (sub === "rotate-ca") {
     if (names.length || p.flags.has("--all")) throw new UsageError("pki rotate-ca takes only the spec");

@@ -11,6 +11,8 @@ import { writeOutput } from "./pack/output.js";
 
 export interface BuildOptions {
   specPath: string;
+  /** How messages name the spec (what the user typed); defaults to specPath. */
+  specName?: string;
   outDir: string;
   secretsDir: string;
   now: Date;
@@ -51,7 +53,7 @@ export async function packTarballs(model: Model, secrets: Secrets, rendered: Hos
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
-  const checked = checkSpecFile(opts.specPath);
+  const checked = checkSpecFile(opts.specPath, opts.specName);
   const diagnostics = [...checked.diagnostics];
   if (!checked.model) return { checked, diagnostics, secretChanges: [] };
   const opened = await openSecrets(opts.secretsDir, checked.model, { write: true, now: opts.now, onProgress: opts.onProgress });

@@ -20,7 +20,7 @@ export function formatDiagnostic(d: Diagnostic, source: string | undefined, styl
 
 function excerptAt(source: string, line: number, col: number): string[] | undefined {
   const text = source.split(/\r?\n/)[line - 1];
-  if (text === undefined || text.length > 200) return undefined;
+  if (text === undefined || text.trim() === "" || text.length > 200) return undefined;
   const gutter = String(line).padStart(5);
   return [`${gutter} | ${text}`, `${" ".repeat(gutter.length)} | ${" ".repeat(Math.max(0, col - 1))}^`];
 }

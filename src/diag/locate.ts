@@ -46,6 +46,7 @@ export function locate(map: SourceMap, diagnostics: Diagnostic[]): Diagnostic[] 
     if (d.location) return d;
     const range = map.document ? resolve(map.document, d.pointer, d.atKey ?? false) : undefined;
     const pos = map.lineCounter.linePos(range ? range[0] : 0);
-    return { ...d, location: { file: map.file, line: pos.line, col: pos.col } };
+    // An empty document has no lines; the start of the file is the place to point at.
+    return { ...d, location: { file: map.file, line: Math.max(1, pos.line), col: Math.max(1, pos.col) } };
   });
 }

@@ -28,8 +28,8 @@ export function checkLoaded(loaded: LoadedSpec): CheckedSpec {
   return { loaded, diagnostics, model };
 }
 
-export function checkSpecFile(path: string): CheckedSpec {
-  return checkLoaded(loadSpecFile(path));
+export function checkSpecFile(path: string, display = path): CheckedSpec {
+  return checkLoaded(loadSpecFile(path, display));
 }
 
 export function checkSpecText(file: string, text: string): CheckedSpec {

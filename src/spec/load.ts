@@ -10,6 +10,8 @@ export const MAX_SPEC_BYTES = 1024 * 1024;
 
 export interface LoadedSpec {
   source: string;
+  /** The source with secret values masked: what excerpts in messages may show. */
+  display: string;
   sourceMap: SourceMap;
   data: unknown;
   diagnostics: Diagnostic[];
@@ -20,18 +22,26 @@ export function loadSpecText(file: string, source: string): LoadedSpec {
   const diagnostics: Diagnostic[] = [];
   if (source.trim() === "" || /^(\s*#.*\n?)*\s*$/.test(source)) {
     diagnostics.push(error("empty", "", "the spec is empty", "start from the example: `f3s-gen init spec.yaml`"));
-    return { source, sourceMap: { file, document: undefined, lineCounter }, data: undefined, diagnostics };
+    return { source, display: source, sourceMap: { file, document: undefined, lineCounter }, data: undefined, diagnostics };
   }
   const document: Document = parseDocument(source, { lineCounter, uniqueKeys: true, prettyErrors: false });
-  for (const e of document.errors) {
+  // After the first syntax error the parser's view of the structure is a guess; what follows is
+  // mostly the same mistake seen again. Duplicate keys are independent findings: all are reported.
+  const firstSyntax = document.errors.find((e) => e.code !== "DUPLICATE_KEY");
+  for (const e of document.errors.filter((e) => e.code === "DUPLICATE_KEY" || e === firstSyntax)) {
     const duplicate = e.code === "DUPLICATE_KEY";
+    const tabs = /tab/i.test(e.message);
     const pos = lineCounter.linePos(e.pos[0]);
     diagnostics.push({
       ...error(
         duplicate ? "yaml.duplicate-key" : "yaml.syntax",
         "",
         duplicate ? "duplicate key: " + firstLine(e.message) : "YAML syntax error: " + firstLine(e.message),
-        duplicate ? "each key may appear once per mapping; remove or merge the repeated one" : "fix the YAML syntax at this position (indentation, quotes, colons)",
+        duplicate
+          ? "each key may appear once per mapping; remove or merge the repeated one"
+          : tabs
+            ? "indent with spaces: YAML does not allow tabs for indentation"
+            : "fix the YAML syntax at this position (indentation, quotes, colons, brackets)",
       ),
       location: { file, line: pos.line, col: pos.col },
     });
@@ -48,23 +58,40 @@ export function loadSpecText(file: string, source: string): LoadedSpec {
       diagnostics.push(error("yaml.syntax", "", "the YAML cannot be read: " + firstLine((e as Error).message), "remove anchors and aliases; write each value out"));
     }
   }
-  return { source, sourceMap: { file, document, lineCounter }, data, diagnostics };
+  return { source, display: maskSecrets(source, document), sourceMap: { file, document, lineCounter }, data, diagnostics };
 }
 
-export function loadSpecFile(path: string): LoadedSpec {
+/** Paths of values that are secrets: never echoed, not even in a source excerpt. */
+export const SECRET_PATHS = [["storage", "vip", "password"]];
+
+/** The source with every secret value overwritten by '*' (same length, so columns stay right). */
+export function maskSecrets(source: string, document: Document): string {
+  let out = source;
+  for (const path of SECRET_PATHS) {
+    const node = document.getIn(path, true) as { range?: [number, number, number] } | undefined;
+    if (!node?.range) continue;
+    const [start, end] = node.range;
+    out = out.slice(0, start) + out.slice(start, end).replace(/[^\n]/g, "*") + out.slice(end);
+  }
+  return out;
+}
+
+/** Reads `path`; messages name the file as `display` (what the user typed). */
+export function loadSpecFile(path: string, display = path): LoadedSpec {
   const size = statSync(path).size;
   if (size > MAX_SPEC_BYTES) {
     const lineCounter = new LineCounter();
     return {
       source: "",
-      sourceMap: { file: path, document: undefined, lineCounter },
+      display: "",
+      sourceMap: { file: display, document: undefined, lineCounter },
       data: undefined,
       diagnostics: [
-        { ...error("too-large", "", `the spec is ${size} bytes; at most ${MAX_SPEC_BYTES} are read`, "a spec is a few kilobytes: check that this is the right file"), location: { file: path, line: 1, col: 1 } },
+        { ...error("too-large", "", `the spec is ${size} bytes; at most ${MAX_SPEC_BYTES} are read`, "a spec is a few kilobytes: check that this is the right file"), location: { file: display, line: 1, col: 1 } },
       ],
     };
   }
-  return loadSpecText(path, readFileSync(path, "utf8"));
+  return loadSpecText(display, readFileSync(path, "utf8"));
 }
 
 function firstLine(message: string): string {

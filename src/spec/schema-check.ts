@@ -45,8 +45,9 @@ export function schemaAt(root: Schema, pointer: string): Schema | undefined {
 function deref(root: Schema, node: Schema | undefined): Schema | undefined {
   if (!node?.$ref) return node;
   const target = pointerTokens(node.$ref.replace(/^#/, "")).reduce<any>((n, t) => n?.[t], root);
-  // Keep the referring node's own description: it is more specific than the definition's.
-  return { ...target, ...node, $ref: undefined, description: node.description ?? target?.description };
+  // The referring node's description says what the field is for; the definition's says what form
+  // a value must have. Messages about the form want the second.
+  return { ...target, ...node, $ref: undefined, description: node.description ?? target?.description, rule: target?.description };
 }
 
 function valueAt(data: unknown, pointer: string): unknown {
@@ -98,6 +99,7 @@ function toDiagnostic(schema: Schema, data: unknown, e: ErrorObject): Diagnostic
   const shown = isSecretPointer(pointer) ? "(hidden: it is a secret)" : showValue(value);
   const field = schemaAt(schema, pointer);
   const about = field?.description ? `${field.description}` : undefined;
+  const form = field?.rule && field.rule !== about ? `${field.rule} (${about})` : about;
   switch (e.keyword) {
     case "additionalProperties": {
       const key = String(e.params.additionalProperty);
@@ -130,7 +132,8 @@ function toDiagnostic(schema: Schema, data: unknown, e: ErrorObject): Diagnostic
         .split(",")
         .map((t) => article[t] ?? t)
         .join(" or ");
-      return error("schema.type", pointer, `must be ${want}, got ${typeName(value)} ${shown}`, about);
+      if (value === null) return error("schema.type", pointer, `must be ${want}, but is empty`, about ? `fill it in: ${about}` : undefined);
+      return error("schema.type", pointer, `must be ${want}, got ${typeName(value)} ${shown}`, form);
     }
     case "const":
       return error("schema.const", pointer, `must be ${JSON.stringify(e.params.allowedValue)}, got ${shown}`, about);
@@ -146,7 +149,7 @@ function toDiagnostic(schema: Schema, data: unknown, e: ErrorObject): Diagnostic
       return error("schema.format", pointer, `${shown} is not a valid ${f}`, formatHints[f] ?? about);
     }
     case "pattern":
-      return error("schema.pattern", pointer, `${shown} is not allowed here`, about);
+      return error("schema.pattern", pointer, `${shown} is not allowed here`, form);
     case "minimum":
     case "maximum":
     case "exclusiveMinimum":
