@@ -7,7 +7,7 @@ import { openSecrets, type Secrets } from "./pki/secrets.js";
 import { loadTemplates, renderAll, type HostFiles } from "./render/engine.js";
 import { templatesDir } from "./paths.js";
 import { tarGz } from "./pack/tarball.js";
-import { writeOutput } from "./pack/output.js";
+import { checkOutputDir, writeOutput } from "./pack/output.js";
 
 export interface BuildOptions {
   specPath: string;
@@ -56,12 +56,20 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const checked = checkSpecFile(opts.specPath, opts.specName);
   const diagnostics = [...checked.diagnostics];
   if (!checked.model) return { checked, diagnostics, secretChanges: [] };
-  const opened = await openSecrets(opts.secretsDir, checked.model, { write: true, now: opts.now, onProgress: opts.onProgress });
+  checkOutputDir(opts.outDir);
+  const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress });
   diagnostics.push(...opened.diagnostics);
   if (!opened.secrets || hasErrors(opened.diagnostics)) return { checked, diagnostics, secretChanges: opened.changes };
+  // Key generation, rendering and packing all happen in memory; only then are new secrets
+  // recorded and out/ replaced, so a build killed or failing before that changes nothing.
   const rendered = renderHosts(checked.model, opened.secrets);
   const tarballs = await packTarballs(checked.model, opened.secrets, rendered);
-  writeOutput(opts.outDir, tarballs, { beforeSwap: opts.beforeSwap });
+  writeOutput(opts.outDir, tarballs, {
+    beforeSwap: () => {
+      opts.beforeSwap?.();
+      opened.commit();
+    },
+  });
   const hosts = rendered.map((h) => ({
     name: h.host.name,
     role: h.host.role,

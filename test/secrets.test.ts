@@ -13,11 +13,18 @@ const model = (text = spec) => checkSpecText("spec.yaml", text).model!;
 const now = new Date();
 const snapshot = (dir: string) => new Map(listFiles(dir).map((f) => [f, readFileSync(join(dir, f))]));
 
+/** What a build does: open (issuing in memory), then commit. */
+async function openAndCommit(dir: string, m: ReturnType<typeof model>, at = now) {
+  const r = await openSecrets(dir, m, { now: at });
+  r.commit();
+  return r;
+}
+
 describe("the secrets directory", () => {
   it("is created in one step with 0700 directories and 0600 files, then reused unchanged", async () => {
     const dir = join(tempDir(), "s");
     const small = model(spec.replace("keyBits: 4096", "keyBits: 2048"));
-    const first = await openSecrets(dir, small, { write: true, now });
+    const first = await openAndCommit(dir, small);
     expect(first.diagnostics).toEqual([]);
     const walk = (p: string): void => {
       const st = statSync(p);
@@ -26,7 +33,7 @@ describe("the secrets directory", () => {
     };
     walk(dir);
     const before = snapshot(dir);
-    const second = await openSecrets(dir, small, { write: true, now });
+    const second = await openAndCommit(dir, small);
     expect(second.changes).toEqual([]);
     expect(snapshot(dir)).toEqual(before);
     expect(readdirSync(join(dir, ".."))).toEqual(["s"]);
@@ -36,17 +43,36 @@ describe("the secrets directory", () => {
     const dir = privateSecrets("example");
     const before = snapshot(dir);
     const added = spec.replace("members:", "  - name: r3\n    mounts:\n      - export: /data/nfs/k3svolumes\n        mountpoint: /data/nfs/k3svolumes\n\nmembers:");
-    const r = await openSecrets(dir, model(added), { write: true, now });
+    const r = await openAndCommit(dir, model(added));
     expect(r.changes).toEqual(["issue a key and certificate for new client r3"]);
     const after = snapshot(dir);
     for (const [f, data] of before) if (f !== "index.json") expect(after.get(f)!.equals(data), f).toBe(true);
     expect([...after.keys()].filter((f) => !before.has(f)).sort()).toEqual(["clients/r3-cert.pem", "clients/r3-key.pem"]);
   });
 
+  it("writes nothing until commit: opening with a new client issues it in memory only", async () => {
+    const dir = privateSecrets("example");
+    const before = snapshot(dir);
+    const added = spec.replace("members:", "  - name: r3\n    mounts:\n      - export: /data/nfs/k3svolumes\n        mountpoint: /data/nfs/k3svolumes\n\nmembers:");
+    const r = await openSecrets(dir, model(added), { now });
+    expect(r.secrets!.clients.get("r3")!.certPem).toMatch(/BEGIN CERTIFICATE/);
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  it("replaces leftovers of an interrupted run (files of a client the index does not list)", async () => {
+    const dir = privateSecrets("example");
+    writeFileSync(join(dir, paths.clientKey("r3")), "half-written", { mode: 0o600 });
+    const added = spec.replace("members:", "  - name: r3\n    mounts:\n      - export: /data/nfs/k3svolumes\n        mountpoint: /data/nfs/k3svolumes\n\nmembers:");
+    const r = await openAndCommit(dir, model(added));
+    expect(r.diagnostics).toEqual([]);
+    expect(readFileSync(join(dir, paths.clientKey("r3")), "utf8")).toMatch(/BEGIN PRIVATE KEY/);
+    expect((await openSecrets(dir, model(added), { now })).changes).toEqual([]);
+  });
+
   it("retires a client removed from the spec: files moved aside, never deleted", async () => {
     const dir = privateSecrets("example");
     const removed = spec.replace(/  - name: r2\n(.*\n){4}/, "");
-    const r = await openSecrets(dir, model(removed), { write: true, now });
+    const r = await openAndCommit(dir, model(removed));
     expect(r.changes).toEqual(["retire client r2 (no longer in the spec): its certificate is no longer accepted"]);
     expect(existsSync(join(dir, paths.clientCert("r2")))).toBe(false);
     const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
@@ -71,7 +97,7 @@ describe("the secrets directory", () => {
     const dir = privateSecrets("example");
     breakIt(dir);
     const before = snapshot(dir);
-    const r = await openSecrets(dir, model(), { write: true, now });
+    const r = await openAndCommit(dir, model());
     expect(r.secrets).toBeUndefined();
     expect(r.diagnostics[0]!.location!.file).toBe(join(dir, file));
     expect(r.diagnostics[0]!.message).toMatch(message);
@@ -81,13 +107,13 @@ describe("the secrets directory", () => {
   it("rejects a secrets directory that other users can read", async () => {
     const dir = privateSecrets("example");
     chmodSync(dir, 0o755);
-    const r = await openSecrets(dir, model(), { write: true, now });
+    const r = await openAndCommit(dir, model());
     expect(r.diagnostics.map((d) => d.code)).toContain("secrets.permissions");
   });
 
   it("refuses a server certificate for other names than the spec's VIP", async () => {
     const dir = privateSecrets("example");
-    const r = await openSecrets(dir, model(spec.replace("hostname: f3s-storage-ha ", "hostname: other-vip ")), { write: true, now });
+    const r = await openAndCommit(dir, model(spec.replace("hostname: f3s-storage-ha ", "hostname: other-vip ")));
     expect(r.diagnostics[0]!.message).toMatch(/server certificate names/);
     expect(r.diagnostics[0]!.hint).toContain("pki renew server");
   });
@@ -95,7 +121,7 @@ describe("the secrets directory", () => {
   it("warns when a certificate expires within 30 days", async () => {
     const dir = privateSecrets("example");
     const later = new Date(Date.now() + 3640 * 86400_000);
-    const r = await openSecrets(dir, model(), { write: false, now: later });
+    const r = await openSecrets(dir, model(), { now: later });
     expect(r.diagnostics.some((d) => d.code === "cert-expiring")).toBe(true);
   });
 });

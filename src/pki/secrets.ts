@@ -38,17 +38,21 @@ export interface SecretsIndex {
 }
 
 export interface OpenOptions {
-  /** Issue what is missing and write it (build). Without it nothing is written (validate, diff). */
-  write: boolean;
   now: Date;
   onProgress?: (done: number, total: number) => void;
 }
 
 export interface OpenResult {
+  /** The secrets a build uses, including anything newly issued (in memory until commit). */
   secrets?: Secrets;
   diagnostics: Diagnostic[];
-  /** Human-readable list of what was (or, without write, would be) issued, retired or created. */
+  /** Human-readable list of what is issued, retired or created by this run. */
   changes: string[];
+  /**
+   * Persists what this run issued or retired. Everything expensive happens before (in memory), so
+   * a build calls this only right before it replaces out/: a run killed earlier changes nothing.
+   */
+  commit: () => void;
 }
 
 export const paths = {
@@ -169,49 +173,61 @@ export function daysLeft(cert: X509Certificate, now: Date): number {
 
 export const EXPIRY_WARNING_DAYS = 30;
 
+const nothingToCommit = () => {};
+
+/** Staging directories of interrupted first builds hold private keys: remove them. */
+function removeStaleStaging(dir: string) {
+  const parent = dirname(dir);
+  if (!existsSync(parent)) return;
+  const prefix = `${dir.slice(parent.length + 1)}.tmp-`;
+  for (const n of readdirSync(parent)) if (n.startsWith(prefix)) rmSync(join(parent, n), { recursive: true, force: true });
+}
+
 export async function openSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
   try {
     if (!existsSync(dir)) return await createSecrets(dir, model, opts);
     return await reuseSecrets(dir, model, opts);
   } catch (e) {
-    if (e instanceof SecretsError) return { diagnostics: [e.diagnostic], changes: [] };
+    if (e instanceof SecretsError) return { diagnostics: [e.diagnostic], changes: [], commit: nothingToCommit };
     throw e;
   }
 }
 
 async function createSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
   const changes = [`create the secrets directory ${dir}: CA, server certificate, ${model.clients.length} client certificate(s), ${model.zfsKeys.length} ZFS key(s)`];
-  if (!opts.write) return { diagnostics: [], changes };
-  // Everything is made in a sibling directory and renamed into place: an interrupted first build
-  // leaves no half-made secrets directory behind.
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true, mode: 0o700 });
-  try {
-    const keys = await generateRsaKeys(2 + model.clients.length, model.pki.keyBits, opts.onProgress);
-    const [caKey, serverKey, ...clientKeys] = keys as [RsaKey, RsaKey, ...RsaKey[]];
-    const issueOpts = { now: opts.now, validityDays: model.pki.validityDays };
-    const caCert = await issueCa(caKey, subjectFor(model, model.pki.caCommonName), issueOpts);
-    const ca = { certPem: caCert, keyPem: caKey.privatePem };
-    writeSecretFile(tmp, paths.caKey, caKey.privatePem);
-    writeSecretFile(tmp, paths.caCert, caCert);
-    writeSecretFile(tmp, paths.serverKey, serverKey.privatePem);
-    writeSecretFile(tmp, paths.serverCert, await issueLeaf(serverKey, serverProfile(model), ca, issueOpts));
-    for (const [i, c] of model.clients.entries()) {
-      writeSecretFile(tmp, paths.clientKey(c.name), clientKeys[i]!.privatePem);
-      writeSecretFile(tmp, paths.clientCert(c.name), await issueLeaf(clientKeys[i]!, clientProfile(model, c.name), ca, issueOpts));
+  const keys = await generateRsaKeys(2 + model.clients.length, model.pki.keyBits, opts.onProgress);
+  const [caKey, serverKey, ...clientKeys] = keys as [RsaKey, RsaKey, ...RsaKey[]];
+  const issueOpts = { now: opts.now, validityDays: model.pki.validityDays };
+  const ca = { certPem: await issueCa(caKey, subjectFor(model, model.pki.caCommonName), issueOpts), keyPem: caKey.privatePem };
+  const server = { certPem: await issueLeaf(serverKey, serverProfile(model), ca, issueOpts), keyPem: serverKey.privatePem };
+  const clients = new Map<string, KeyPair>();
+  for (const [i, c] of model.clients.entries()) clients.set(c.name, { certPem: await issueLeaf(clientKeys[i]!, clientProfile(model, c.name), ca, issueOpts), keyPem: clientKeys[i]!.privatePem });
+  const zfsKeys = new Map(model.zfsKeys.map((k) => [k.fileName, generateZfsKey()] as const));
+  const commit = () => {
+    // Made in a sibling directory and renamed into place: never a half-made secrets directory.
+    removeStaleStaging(dir);
+    const tmp = `${dir}.tmp-${process.pid}`;
+    mkdirSync(tmp, { recursive: true, mode: 0o700 });
+    try {
+      writeSecretFile(tmp, paths.caKey, ca.keyPem);
+      writeSecretFile(tmp, paths.caCert, ca.certPem);
+      writeSecretFile(tmp, paths.serverKey, server.keyPem);
+      writeSecretFile(tmp, paths.serverCert, server.certPem);
+      for (const [name, pair] of clients) {
+        writeSecretFile(tmp, paths.clientKey(name), pair.keyPem);
+        writeSecretFile(tmp, paths.clientCert(name), pair.certPem);
+      }
+      for (const [name, key] of zfsKeys) writeSecretFile(tmp, paths.zfsKey(name), key);
+      const index: SecretsIndex = { format: 1, clients: [...clients.keys()].sort(), zfsKeys: [...zfsKeys.keys()].sort(), retired: [] };
+      writeSecretFile(tmp, paths.index, JSON.stringify(index, null, 2) + "\n");
+      mkdirSync(dirname(dir), { recursive: true });
+      renameSync(tmp, dir);
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
     }
-    for (const k of model.zfsKeys) writeSecretFile(tmp, paths.zfsKey(k.fileName), generateZfsKey());
-    const index: SecretsIndex = { format: 1, clients: model.clients.map((c) => c.name).sort(), zfsKeys: model.zfsKeys.map((k) => k.fileName), retired: [] };
-    writeSecretFile(tmp, paths.index, JSON.stringify(index, null, 2) + "\n");
-    mkdirSync(dirname(dir), { recursive: true });
-    renameSync(tmp, dir);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  const result = await reuseSecrets(dir, model, { ...opts, write: false });
-  return { ...result, changes };
+  };
+  return { secrets: { ca, server, clients, zfsKeys }, diagnostics: [], changes, commit };
 }
 
 async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
@@ -235,11 +251,15 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   const toIssue: string[] = [];
   const certs: [string, X509Certificate][] = [["CA", ca.cert], ["server", server.cert]];
   for (const c of model.clients) {
-    const exists = existsSync(join(dir, paths.clientCert(c.name))) || existsSync(join(dir, paths.clientKey(c.name)));
-    if (!exists) {
-      if (index.clients.includes(c.name)) fail(dir, paths.clientCert(c.name), `the certificate of client ${c.name} was issued but its files are missing`, "restore them from your backup, or issue a new pair with `f3s-gen pki renew " + c.name + "`");
+    const issued = index.clients.includes(c.name);
+    if (!issued) {
+      // Not in the index: never part of a tarball. Files found here are leftovers of a run that
+      // was interrupted before it recorded them; a new pair replaces them.
       toIssue.push(c.name);
       continue;
+    }
+    if (!existsSync(join(dir, paths.clientCert(c.name))) && !existsSync(join(dir, paths.clientKey(c.name)))) {
+      fail(dir, paths.clientCert(c.name), `the certificate of client ${c.name} was issued but its files are missing`, "restore them from your backup, or issue a new pair with `f3s-gen pki renew " + c.name + "`");
     }
     const loaded = loadPair(dir, paths.clientCert(c.name), paths.clientKey(c.name), ca.cert);
     if (!loaded.cert.subject.split("\n").includes(`CN=${c.fqdn}`)) {
@@ -250,14 +270,14 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   }
 
   const zfsKeys = new Map<string, Buffer>();
-  const keysToMake: string[] = [];
+  const newKeys = new Map<string, Buffer>();
   for (const k of model.zfsKeys) {
     const rel = paths.zfsKey(k.fileName);
-    if (!existsSync(join(dir, rel))) {
-      if (index.zfsKeys.includes(k.fileName)) fail(dir, rel, "this ZFS key was generated but is missing", "restore it from your backup (or from the USB key): the data it encrypts cannot be read without it");
-      keysToMake.push(k.fileName);
+    if (!index.zfsKeys.includes(k.fileName)) {
+      newKeys.set(k.fileName, generateZfsKey());
       continue;
     }
+    if (!existsSync(join(dir, rel))) fail(dir, rel, "this ZFS key was generated but is missing", "restore it from your backup (or from the USB key): the data it encrypts cannot be read without it");
     const key = readFileSync(join(dir, rel));
     if (key.length !== 32) fail(dir, rel, `a raw ZFS key has 32 bytes; this file has ${key.length}`, "restore it from your backup (or from the USB key)");
     zfsKeys.set(k.fileName, key);
@@ -265,38 +285,39 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
 
   for (const [name, cert] of certs) {
     const left = daysLeft(cert, opts.now);
-    if (left < 0) diagnostics.push(warning("cert-expired", "", `the ${name} certificate expired on ${cert.validTo}`, name === "CA" ? "roll the CA (README)" : `run \`f3s-gen pki renew ${name === "server" ? "server" : name}\``));
-    else if (left < EXPIRY_WARNING_DAYS) diagnostics.push(warning("cert-expiring", "", `the ${name} certificate expires in ${left} day(s), on ${cert.validTo}`, name === "CA" ? "roll the CA (README)" : `run \`f3s-gen pki renew ${name}\``));
+    const hint = name === "CA" ? "roll the CA: `f3s-gen pki rotate-ca <spec>` (README)" : `run \`f3s-gen pki renew <spec> ${name}\``;
+    if (left < 0) diagnostics.push(warning("cert-expired", "", `the ${name} certificate expired on ${cert.validTo}`, hint));
+    else if (left < EXPIRY_WARNING_DAYS) diagnostics.push(warning("cert-expiring", "", `the ${name} certificate expires in ${left} day(s), on ${cert.validTo}`, hint));
   }
 
   const removed = index.clients.filter((n) => !model.clients.some((c) => c.name === n));
   for (const name of toIssue) changes.push(`issue a key and certificate for new client ${name}`);
-  for (const name of keysToMake) changes.push(`generate ZFS key ${name}`);
+  for (const name of newKeys.keys()) changes.push(`generate ZFS key ${name}`);
   for (const name of removed) changes.push(`retire client ${name} (no longer in the spec): its certificate is no longer accepted`);
 
-  if (opts.write && (toIssue.length || keysToMake.length || removed.length)) {
-    const issueOpts = { now: opts.now, validityDays: model.pki.validityDays };
-    const keys = await generateRsaKeys(toIssue.length, model.pki.keyBits, opts.onProgress);
-    for (const [i, name] of toIssue.entries()) {
-      const cert = await issueLeaf(keys[i]!, clientProfile(model, name), ca.pair, issueOpts);
-      writeSecretFile(dir, paths.clientKey(name), keys[i]!.privatePem);
-      writeSecretFile(dir, paths.clientCert(name), cert);
-      clients.set(name, { certPem: cert, keyPem: keys[i]!.privatePem });
-    }
-    for (const name of keysToMake) {
-      const key = generateZfsKey();
-      writeSecretFile(dir, paths.zfsKey(name), key);
-      zfsKeys.set(name, key);
-    }
-    for (const name of removed) index.retired.push(retire(dir, name, "removed", opts.now));
-    index.clients = [...new Set([...index.clients.filter((n) => !removed.includes(n)), ...toIssue])].sort();
-    index.zfsKeys = [...new Set([...index.zfsKeys, ...keysToMake])].sort();
-    writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
-  } else if (toIssue.length || keysToMake.length) {
-    // Read-only callers (validate, diff) get no secrets object: the set would be incomplete.
-    return { diagnostics, changes };
+  const issueOpts = { now: opts.now, validityDays: model.pki.validityDays };
+  const keys = await generateRsaKeys(toIssue.length, model.pki.keyBits, opts.onProgress);
+  const issued = new Map<string, KeyPair>();
+  for (const [i, name] of toIssue.entries()) {
+    issued.set(name, { certPem: await issueLeaf(keys[i]!, clientProfile(model, name), ca.pair, issueOpts), keyPem: keys[i]!.privatePem });
   }
-  return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes };
+  for (const [name, pair] of issued) clients.set(name, pair);
+  for (const [name, key] of newKeys) zfsKeys.set(name, key);
+
+  const commit = () => {
+    if (!issued.size && !newKeys.size && !removed.length) return;
+    for (const [name, pair] of issued) {
+      writeSecretFile(dir, paths.clientKey(name), pair.keyPem);
+      writeSecretFile(dir, paths.clientCert(name), pair.certPem);
+    }
+    for (const [name, key] of newKeys) writeSecretFile(dir, paths.zfsKey(name), key);
+    for (const name of removed) index.retired.push(retire(dir, name, "removed", opts.now));
+    index.clients = [...new Set([...index.clients.filter((n) => !removed.includes(n)), ...issued.keys()])].sort();
+    index.zfsKeys = [...new Set([...index.zfsKeys, ...newKeys.keys()])].sort();
+    // Last: only what the index lists counts as issued.
+    writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
+  };
+  return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes, commit };
 }
 
 /** Moves a certificate and its key aside (never deletes them) and records the certificate as retired. */
