@@ -5,13 +5,15 @@ import { join, resolve } from "node:path";
 import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { diagnosticToJson, formatDiagnostics } from "./diag/format.js";
 import { checkSpecFile } from "./spec/index.js";
-import { build } from "./pipeline.js";
+import { build, plan } from "./pipeline.js";
 import { examplesDir, packageRoot } from "./paths.js";
 import { OutputError } from "./pack/output.js";
 import { pkiStatus, reissue, rotateCa, type ReissueTarget } from "./pki/manage.js";
+import { diffHosts, oldSecretsIn, redact } from "./inspect/diff.js";
+import { readOutDir, showHost, isPrivateFile } from "./inspect/show.js";
 import { SecretsError } from "./pki/secrets.js";
 
-export const EXIT = { ok: 0, invalid: 1, usage: 2 } as const;
+export const EXIT = { ok: 0, invalid: 1, usage: 2, changes: 3 } as const;
 
 const HELP = `f3s-gen: one YAML spec in, one deployable tarball per host out, for a highly available,
 encrypted NFS storage pair (FreeBSD, ZFS, zrepl, CARP, stunnel) and its Linux clients.
@@ -21,6 +23,10 @@ Usage:
                               build out/<host>.tar.gz for every host and out/keys.tar.gz
   f3s-gen validate <spec> [--json] [--strict]
                               check the spec; write nothing
+  f3s-gen diff <spec> [--out DIR] [--secrets DIR] [--json]
+                              what a rebuild would change against out/; exit 0 none, 3 changes
+  f3s-gen show <host> [--out DIR] [--cat PATH] [--json]
+                              the files of out/<host>.tar.gz (mode, size, sha256), or one file
   f3s-gen init [PATH]         write the example spec to PATH (default: f3s.yaml)
   f3s-gen pki status [--secrets DIR] [--json]
                               every certificate: host, CN, expiry, days left, SHA-256
@@ -40,7 +46,7 @@ Options:
   --quiet         print errors only
   --strict        treat warnings as errors
 
-Exit codes: 0 success, 1 invalid spec or secrets, 2 usage error.
+Exit codes: 0 success, 1 invalid spec or secrets, 2 usage error, 3 diff found changes.
 `;
 
 export interface Io {
@@ -58,7 +64,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(["--out", "--secrets"]);
+const VALUE_FLAGS = new Set(["--out", "--secrets", "--cat"]);
 const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V", "--all"]);
 
 class UsageError extends Error {}
@@ -153,6 +159,10 @@ export async function runMain(argv: string[], io: Io): Promise<number> {
       }
       case "pki":
         return await runPki(p, io, { json, quiet });
+      case "diff":
+        return await runDiff(p, io, { json, quiet });
+      case "show":
+        return runShow(p, io, { json });
       default:
         throw new UsageError(`unknown command ${JSON.stringify(p.command)}`);
     }
@@ -286,5 +296,67 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
     const hosts = targets.map((t) => (t.kind === "server" ? model.storageNodes.map((n) => n.name).join(", ") : t.name));
     io.stdout(r.changes.join("\n") + `\nnow rebuild and deploy the storage nodes and ${[...new Set(hosts)].join(", ")}; f3s-activate reloads stunnel\n`);
   }
+  return EXIT.ok;
+}
+
+function outDirOf(p: Parsed, io: Io): string {
+  return resolve(io.cwd, (p.flags.get("--out") as string | undefined) ?? "out");
+}
+
+async function runDiff(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): Promise<number> {
+  const spec = specArg(p, "diff", io);
+  const outDir = outDirOf(p, io);
+  const planned = await plan({ specPath: spec.path, specName: spec.name, secretsDir: secretsDirOf(p, io), now: io.now() });
+  if (!planned.hosts) return report(io, o, planned.diagnostics, planned.checked.loaded.display, undefined, true);
+  const hosts = diffHosts(readOutDir(outDir), planned.hosts, [planned.checked.model!.vip.password]);
+  const changed = hosts.filter((h) => h.status !== "unchanged");
+  if (o.json) {
+    io.stdout(JSON.stringify({ changed: changed.length > 0, out: outDir, secretChanges: planned.secretChanges, hosts: changed }, null, 2) + "\n");
+  } else {
+    printDiagnostics(io, planned.diagnostics, planned.checked.loaded.display, o.quiet);
+    const lines: string[] = [];
+    for (const h of changed) {
+      if (h.status === "added") lines.push(`host ${h.host}: added (${h.files.length} files)`);
+      else if (h.status === "removed") lines.push(`host ${h.host}: removed (${h.files.length} files)`);
+      else lines.push(`host ${h.host}: ${h.files.length} file(s) changed`);
+      if (h.status !== "changed") continue;
+      for (const f of h.files) {
+        lines.push(`  ${f.kind} /${f.path}${f.note ? ` (${f.note})` : ""}`);
+        if (f.patch) lines.push(...f.patch.trimEnd().split("\n").filter((l) => !/^=+$/.test(l)).map((l) => `    ${l}`));
+      }
+    }
+    for (const c of planned.secretChanges) lines.push(`secrets: would ${c}`);
+    if (!o.quiet) io.stdout((lines.length ? lines.join("\n") : `no changes against ${outDir}`) + "\n");
+  }
+  return changed.length ? EXIT.changes : EXIT.ok;
+}
+
+function runShow(p: Parsed, io: Io, o: { json: boolean }): number {
+  if (p.positional.length !== 1) throw new UsageError("show takes one host name");
+  const host = p.positional[0]!;
+  const outDir = outDirOf(p, io);
+  const files = readOutDir(outDir).get(host);
+  if (!files) {
+    io.stderr(`f3s-gen: no ${host}.tar.gz in ${outDir}; build first, or check the host name\n`);
+    return EXIT.invalid;
+  }
+  const cat = p.flags.get("--cat") as string | undefined;
+  if (cat !== undefined) {
+    const file = files.find((f) => f.path === cat.replace(/^\//, ""));
+    if (!file) {
+      io.stderr(`f3s-gen: ${host}.tar.gz has no file ${cat}\n`);
+      return EXIT.invalid;
+    }
+    if (isPrivateFile(host, file)) {
+      io.stderr(`f3s-gen: ${cat} is private key material and is never printed\n`);
+      return EXIT.invalid;
+    }
+    // rc.conf.d/netif carries the CARP password: it is masked here as in every other output.
+    io.stdout(redact(file.content.toString("utf8"), oldSecretsIn(file)));
+    return EXIT.ok;
+  }
+  const shown = showHost(host, files);
+  if (o.json) io.stdout(JSON.stringify({ host, tarball: join(outDir, `${host}.tar.gz`), files: shown }, null, 2) + "\n");
+  else io.stdout(shown.map((f) => `${f.mode} ${String(f.size).padStart(6)} ${f.sha256} /${f.path}`).join("\n") + "\n");
   return EXIT.ok;
 }

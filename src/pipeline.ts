@@ -48,7 +48,7 @@ export async function packTarballs(model: Model, secrets: Secrets, rendered: Hos
   const out = new Map<string, Buffer>();
   const packed = await Promise.all(rendered.map((h) => tarGz(h.files)));
   rendered.forEach((h, i) => out.set(`${h.host.name}.tar.gz`, packed[i]!));
-  out.set(KEYS_TARBALL, await tarGz(model.zfsKeys.map((k) => ({ path: k.fileName, mode: 0o400, content: secrets.zfsKeys.get(k.fileName)! }))));
+  out.set(KEYS_TARBALL, await tarGz(keyBundleEntries(model, secrets)));
   return out;
 }
 
@@ -77,4 +77,33 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     bytes: tarballs.get(`${h.host.name}.tar.gz`)!.length,
   }));
   return { checked, diagnostics, hosts, secretChanges: opened.changes };
+}
+
+export interface Plan {
+  checked: CheckedSpec;
+  diagnostics: Diagnostic[];
+  /** Every host's files as a build would write them now (absent when the input is invalid). */
+  hosts?: Map<string, { path: string; mode: number; content: Buffer }[]>;
+  secretChanges: string[];
+}
+
+/**
+ * Everything a build computes, without writing anything: new keys a build would issue exist only in
+ * memory here (so their certificates show as changed, but nothing is recorded).
+ */
+export async function plan(opts: Omit<BuildOptions, "outDir" | "beforeSwap">): Promise<Plan> {
+  const checked = checkSpecFile(opts.specPath, opts.specName);
+  const diagnostics = [...checked.diagnostics];
+  if (!checked.model) return { checked, diagnostics, secretChanges: [] };
+  const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress });
+  diagnostics.push(...opened.diagnostics);
+  if (!opened.secrets || hasErrors(opened.diagnostics)) return { checked, diagnostics, secretChanges: opened.changes };
+  const hosts = new Map<string, { path: string; mode: number; content: Buffer }[]>();
+  for (const h of renderHosts(checked.model, opened.secrets)) hosts.set(h.host.name, h.files);
+  hosts.set(KEYS_TARBALL.replace(/\.tar\.gz$/, ""), keyBundleEntries(checked.model, opened.secrets));
+  return { checked, diagnostics, hosts, secretChanges: opened.changes };
+}
+
+function keyBundleEntries(model: Model, secrets: Secrets) {
+  return model.zfsKeys.map((k) => ({ path: k.fileName, mode: 0o400, content: secrets.zfsKeys.get(k.fileName)! }));
 }

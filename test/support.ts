@@ -3,10 +3,10 @@
 import { cpSync, mkdtempSync, chmodSync, readdirSync, statSync, readFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
 import { execFileSync, spawnSync } from "node:child_process";
 import { build, type BuildResult } from "../src/pipeline.js";
 import { packageRoot } from "../src/paths.js";
+import { readTarGzBuffer, type TarFile } from "../src/pack/read.js";
 
 export const fixturesDir = join(packageRoot, "fixtures");
 export const validCases = readdirSync(join(fixturesDir, "valid")).filter((n) => statSync(join(fixturesDir, "valid", n)).isDirectory()).sort();
@@ -45,46 +45,14 @@ export async function buildCase(caseName: string, opts: { secretsDir?: string; o
   return { result, outDir, secretsDir };
 }
 
-export interface TarHeader {
+/** A tar entry as the tarball tests see it (the reader is the one show and diff use). */
+export interface TarHeader extends Omit<TarFile, "path"> {
   name: string;
-  mode: number;
-  uid: number;
-  gid: number;
   size: number;
-  mtime: number;
-  typeflag: string;
-  uname: string;
-  gname: string;
-  content: Buffer;
 }
 
-const field = (b: Buffer, off: number, len: number) => b.subarray(off, off + len).toString("latin1").replace(/\0.*$/s, "");
-const octal = (b: Buffer, off: number, len: number) => parseInt(field(b, off, len).trim() || "0", 8);
-
-/** Reads a .tar.gz into its headers (ustar and pax path records). */
 export function readTarGz(data: Buffer): TarHeader[] {
-  const tar = gunzipSync(data);
-  const out: TarHeader[] = [];
-  let off = 0;
-  let paxPath: string | undefined;
-  while (off + 512 <= tar.length) {
-    const h = tar.subarray(off, off + 512);
-    if (h.every((x) => x === 0)) break;
-    const size = octal(h, 124, 12);
-    const typeflag = field(h, 156, 1) || "0";
-    const content = tar.subarray(off + 512, off + 512 + size);
-    off += 512 + Math.ceil(size / 512) * 512;
-    if (typeflag === "x") {
-      const m = /\d+ path=([^\n]*)\n/.exec(content.toString("utf8"));
-      paxPath = m?.[1];
-      continue;
-    }
-    const prefix = field(h, 345, 155);
-    const name = paxPath ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
-    paxPath = undefined;
-    out.push({ name, mode: octal(h, 100, 8), uid: octal(h, 108, 8), gid: octal(h, 116, 8), size, mtime: octal(h, 136, 12), typeflag, uname: field(h, 265, 32), gname: field(h, 297, 32), content: Buffer.from(content) });
-  }
-  return out;
+  return readTarGzBuffer(data).map(({ path, ...rest }) => ({ name: path, size: rest.content.length, ...rest }));
 }
 
 /** Every tarball of a build, by file name, as extracted entries. */

@@ -1,0 +1,36 @@
+// The files of one host's tarball in out/: mode, size, sha256; and one file's content on request.
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { readTarGz, type TarFile } from "../pack/read.js";
+
+export interface ShownFile {
+  path: string;
+  mode: string;
+  size: number;
+  sha256: string;
+  /** Private key material: listed, never printed. */
+  private: boolean;
+}
+
+/** The tarballs in out/, by host name ("keys" for keys.tar.gz). */
+export function readOutDir(outDir: string): Map<string, TarFile[]> {
+  const hosts = new Map<string, TarFile[]>();
+  if (!existsSync(outDir)) return hosts;
+  for (const name of readdirSync(outDir).filter((n) => n.endsWith(".tar.gz")).sort()) hosts.set(name.slice(0, -".tar.gz".length), readTarGz(join(outDir, name)));
+  return hosts;
+}
+
+export function isPrivateFile(host: string, f: { mode: number }): boolean {
+  return host === "keys" || (f.mode & 0o077) === 0;
+}
+
+export function showHost(host: string, files: TarFile[]): ShownFile[] {
+  return files.map((f) => ({
+    path: f.path,
+    mode: f.mode.toString(8).padStart(4, "0"),
+    size: f.content.length,
+    sha256: createHash("sha256").update(f.content).digest("hex"),
+    private: isPrivateFile(host, f),
+  }));
+}

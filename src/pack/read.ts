@@ -1,0 +1,46 @@
+// Reads back a tarball f3s-gen wrote (ustar headers, pax path records), for show and diff.
+import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+
+export interface TarFile {
+  path: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  mtime: number;
+  typeflag: string;
+  content: Buffer;
+}
+
+const field = (b: Buffer, off: number, len: number) => b.subarray(off, off + len).toString("latin1").replace(/\0.*$/s, "");
+const octal = (b: Buffer, off: number, len: number) => parseInt(field(b, off, len).trim() || "0", 8);
+
+export function readTarGzBuffer(data: Buffer): TarFile[] {
+  const tar = gunzipSync(data);
+  const out: TarFile[] = [];
+  let off = 0;
+  let paxPath: string | undefined;
+  while (off + 512 <= tar.length) {
+    const h = tar.subarray(off, off + 512);
+    if (h.every((x) => x === 0)) break;
+    const size = octal(h, 124, 12);
+    const typeflag = field(h, 156, 1) || "0";
+    const content = tar.subarray(off + 512, off + 512 + size);
+    off += 512 + Math.ceil(size / 512) * 512;
+    if (typeflag === "x") {
+      paxPath = /\d+ path=([^\n]*)\n/.exec(content.toString("utf8"))?.[1];
+      continue;
+    }
+    const prefix = field(h, 345, 155);
+    const path = paxPath ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
+    paxPath = undefined;
+    out.push({ path, mode: octal(h, 100, 8), uid: octal(h, 108, 8), gid: octal(h, 116, 8), uname: field(h, 265, 32), gname: field(h, 297, 32), mtime: octal(h, 136, 12), typeflag, content: Buffer.from(content) });
+  }
+  return out;
+}
+
+export function readTarGz(file: string): TarFile[] {
+  return readTarGzBuffer(readFileSync(file));
+}
