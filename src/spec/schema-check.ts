@@ -50,6 +50,16 @@ function deref(root: Schema, node: Schema | undefined): Schema | undefined {
   return { ...target, ...node, $ref: undefined, description: node.description ?? target?.description, rule: target?.description };
 }
 
+/** The description of the nearest ancestor that has one (list items often have none of their own). */
+function describedParent(root: Schema, pointer: string): string | undefined {
+  const tokens = pointerTokens(pointer);
+  for (let n = tokens.length - 1; n >= 0; n--) {
+    const d = schemaAt(root, pointerOf(tokens.slice(0, n)))?.description;
+    if (d) return d;
+  }
+  return undefined;
+}
+
 function valueAt(data: unknown, pointer: string): unknown {
   return pointerTokens(pointer).reduce<any>((v, t) => (v === null || v === undefined ? undefined : v[t]), data);
 }
@@ -98,7 +108,7 @@ function toDiagnostic(schema: Schema, data: unknown, e: ErrorObject): Diagnostic
   const value = valueAt(data, pointer);
   const shown = isSecretPointer(pointer) ? "(hidden: it is a secret)" : showValue(value);
   const field = schemaAt(schema, pointer);
-  const about = field?.description ? `${field.description}` : undefined;
+  const about = field?.description ?? describedParent(schema, pointer);
   const form = field?.rule && field.rule !== about ? `${field.rule} (${about})` : about;
   switch (e.keyword) {
     case "additionalProperties": {
