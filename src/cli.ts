@@ -8,9 +8,11 @@ import { checkSpecFile } from "./spec/index.js";
 import { build, plan } from "./pipeline.js";
 import { examplesDir, packageRoot } from "./paths.js";
 import { OutputError } from "./pack/output.js";
-import { pkiStatus, reissue, rotateCa, type ReissueTarget } from "./pki/manage.js";
-import { diffHosts, oldSecretsIn, redact } from "./inspect/diff.js";
-import { readOutDir, showHost, isPrivateFile } from "./inspect/show.js";
+import type { ReissueTarget } from "./pki/manage.js";
+// diff, show and pki are loaded by their commands only: a build should not pay for them.
+const manage = () => import("./pki/manage.js");
+const inspectDiff = () => import("./inspect/diff.js");
+const inspectShow = () => import("./inspect/show.js");
 import { SecretsError } from "./pki/secrets.js";
 
 export const EXIT = { ok: 0, invalid: 1, usage: 2, changes: 3 } as const;
@@ -162,7 +164,7 @@ export async function runMain(argv: string[], io: Io): Promise<number> {
       case "diff":
         return await runDiff(p, io, { json, quiet });
       case "show":
-        return runShow(p, io, { json });
+        return await runShow(p, io, { json });
       default:
         throw new UsageError(`unknown command ${JSON.stringify(p.command)}`);
     }
@@ -246,6 +248,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   const secretsDir = secretsDirOf(p, io);
   if (sub === "status") {
     if (rest.length) throw new UsageError("pki status takes no arguments");
+    const { pkiStatus } = await manage();
     let result;
     try {
       result = pkiStatus(secretsDir, io.now());
@@ -272,7 +275,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   const model = checked.model;
   if (sub === "rotate-ca") {
     if (names.length || p.flags.has("--all")) throw new UsageError("pki rotate-ca takes only the spec");
-    const r = await rotateCa(secretsDir, model, io.now());
+    const r = await (await manage()).rotateCa(secretsDir, model, io.now());
     if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
     if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
     else if (!o.quiet) io.stdout(r.changes.join("\n") + "\nnow rebuild and deploy every host: storage nodes first, then each client (its mounts fail until its tarball is deployed)\n");
@@ -289,7 +292,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
     if (!names.length) throw new UsageError("pki renew needs NAME..., server or --all");
     targets = names.map((n) => (n === "server" ? { kind: "server" as const } : { kind: "client" as const, name: n }));
   }
-  const r = await reissue(secretsDir, model, targets, sub === "revoke" ? "revoked" : "renewed", io.now());
+  const r = await (await manage()).reissue(secretsDir, model, targets, sub === "revoke" ? "revoked" : "renewed", io.now());
   if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
   if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
   else if (!o.quiet) {
@@ -308,6 +311,7 @@ async function runDiff(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }):
   const outDir = outDirOf(p, io);
   const planned = await plan({ specPath: spec.path, specName: spec.name, secretsDir: secretsDirOf(p, io), now: io.now() });
   if (!planned.hosts) return report(io, o, planned.diagnostics, planned.checked.loaded.display, undefined, true);
+  const [{ diffHosts }, { readOutDir }] = await Promise.all([inspectDiff(), inspectShow()]);
   const hosts = diffHosts(readOutDir(outDir), planned.hosts, [planned.checked.model!.vip.password]);
   const changed = hosts.filter((h) => h.status !== "unchanged");
   if (o.json) {
@@ -331,8 +335,9 @@ async function runDiff(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }):
   return changed.length ? EXIT.changes : EXIT.ok;
 }
 
-function runShow(p: Parsed, io: Io, o: { json: boolean }): number {
+async function runShow(p: Parsed, io: Io, o: { json: boolean }): Promise<number> {
   if (p.positional.length !== 1) throw new UsageError("show takes one host name");
+  const [{ oldSecretsIn, redact }, { readOutDir, showHost, isPrivateFile }] = await Promise.all([inspectDiff(), inspectShow()]);
   const host = p.positional[0]!;
   const outDir = outDirOf(p, io);
   const files = readOutDir(outDir).get(host);

@@ -1,14 +1,16 @@
 // Rendering is pure: model + secrets + templates in, {host: [{path, mode, content}]} out. The caller
 // writes. Templates are strict (an unknown variable is an error, not an empty string).
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { join, relative, sep } from "node:path";
-import Handlebars from "handlebars";
+import { createRequire } from "node:module";
 import type { Model, HostRef } from "../spec/model.js";
 import type { Secrets } from "../pki/secrets.js";
 import { artifacts, MANIFEST_PATH, MANIFEST_TEMPLATE, PUBLIC, type Artifact } from "./artifacts.js";
 import { hostContext, type HostContext } from "./context.js";
 import { registerHelpers } from "./helpers.js";
+import { COMPILE_OPTIONS, readTemplateSources, templatesHash } from "./sources.js";
+
+const require = createRequire(import.meta.url);
+type Hb = typeof import("handlebars");
 
 export interface RenderedFile {
   path: string;
@@ -23,24 +25,39 @@ export interface HostFiles {
 
 export type TemplateSet = Map<string, HandlebarsTemplateDelegate>;
 
-/** Loads every template under `dir`: partials (files starting with `_`) by name, the rest by path. */
+interface Precompiled {
+  hash: string;
+  partials: Record<string, TemplateSpecification>;
+  templates: Record<string, TemplateSpecification>;
+}
+
+/** The templates precompiled at build time (dist/render/templates.cjs), if they match `hash`. */
+function precompiled(hash: string): Precompiled | undefined {
+  try {
+    const mod = require("./templates.cjs") as Precompiled;
+    return mod.hash === hash ? mod : undefined;
+  } catch {
+    return undefined; // running from src/ (tests), or not built
+  }
+}
+
+/**
+ * Loads every template under `dir`: partials (files starting with `_`) by name, the rest by path.
+ * Uses the build's precompiled templates (and only Handlebars' runtime) when they are current.
+ */
 export function loadTemplates(dir: string): TemplateSet {
-  const hb = Handlebars.create();
+  const sources = readTemplateSources(dir);
+  const ready = precompiled(templatesHash(sources));
+  const hb: Hb = (ready ? require("handlebars/runtime") : require("handlebars")).create();
   registerHelpers(hb);
   const set: TemplateSet = new Map();
-  const walk = (d: string) => {
-    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const full = join(d, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.name.endsWith(".hbs")) {
-        const rel = relative(dir, full).split(sep).join("/");
-        const source = readFileSync(full, "utf8");
-        if (entry.name.startsWith("_")) hb.registerPartial(entry.name.slice(1, -4), source);
-        else set.set(rel, hb.compile(source, { strict: true, noEscape: true }));
-      }
-    }
-  };
-  walk(dir);
+  if (ready) {
+    for (const [name, spec] of Object.entries(ready.partials)) hb.registerPartial(name, hb.template(spec));
+    for (const [name, spec] of Object.entries(ready.templates)) set.set(name, hb.template(spec));
+  } else {
+    for (const [name, text] of sources.partials) hb.registerPartial(name, text);
+    for (const [name, text] of sources.templates) set.set(name, hb.compile(text, COMPILE_OPTIONS));
+  }
   return set;
 }
 

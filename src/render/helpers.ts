@@ -1,6 +1,6 @@
 // Template helpers: few, and only for quoting that every template would otherwise get wrong.
 
-export function registerHelpers(hb: typeof import("handlebars")) {
+export function registerHelpers(hb: Pick<typeof import("handlebars"), "registerHelper">) {
   /** devd.conf match values are regular expressions: escape the dots of an interface name. */
   hb.registerHelper("regex", (s: string) => String(s).replace(/[.\\+*?[^\]$(){}=!<>|:-]/g, "\\$&"));
   /** Joins a list with a separator (default: one space). */

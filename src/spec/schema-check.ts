@@ -1,13 +1,16 @@
 // Checks the parsed spec against the JSON Schema (the one definition of its shape) and turns ajv's
 // errors into located diagnostics that say what is wrong, with which value, and what to do.
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import AjvModule, { type ErrorObject, type ValidateFunction } from "ajv";
+import { createRequire } from "node:module";
+import type { ErrorObject, ValidateFunction } from "ajv";
 import { error, pointerOf, pointerTokens, showValue, type Diagnostic } from "../diag/diagnostic.js";
 import { schemaPath } from "../paths.js";
 import { formatHints, formats } from "./formats.js";
 import { closest } from "./suggest.js";
+import { AJV_OPTIONS } from "./schema-options.js";
 
-const Ajv = AjvModule as unknown as typeof AjvModule.default;
+const require = createRequire(import.meta.url);
 
 type Schema = Record<string, any>;
 
@@ -18,14 +21,35 @@ export function isSecretPointer(pointer: string): boolean {
   return SECRET_POINTERS.some((re) => re.test(pointer));
 }
 
-let cached: { schema: Schema; validate: ValidateFunction } | undefined;
+let cached: { schema: Schema; validate: ValidateFunction; precompiled: boolean } | undefined;
 
-export function loadSchema(): { schema: Schema; validate: ValidateFunction } {
+const formatDefinitions = Object.fromEntries(Object.entries(formats).map(([name, validate]) => [name, { type: "string", validate }]));
+
+/** The validator compiled at build time (dist/spec/schema-validator.cjs), if it is for this schema. */
+function precompiled(schemaText: string): ValidateFunction | undefined {
+  let mod: { schemaSha256: string; make(formats: object): ValidateFunction };
+  try {
+    mod = require("./schema-validator.cjs");
+  } catch {
+    return undefined; // running from src/ (tests), or not built
+  }
+  const sha = createHash("sha256").update(schemaText).digest("hex");
+  return mod.schemaSha256 === sha ? mod.make(formatDefinitions) : undefined;
+}
+
+function compileNow(schema: Schema): ValidateFunction {
+  const Ajv = (require("ajv") as { default: new (o: object) => { addFormat(n: string, f: object): void; compile(s: Schema): ValidateFunction } }).default;
+  const ajv = new Ajv(AJV_OPTIONS);
+  for (const [name, definition] of Object.entries(formatDefinitions)) ajv.addFormat(name, definition);
+  return ajv.compile(schema);
+}
+
+export function loadSchema(): { schema: Schema; validate: ValidateFunction; precompiled: boolean } {
   if (!cached) {
-    const schema = JSON.parse(readFileSync(schemaPath, "utf8")) as Schema;
-    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
-    for (const [name, check] of Object.entries(formats)) ajv.addFormat(name, { type: "string", validate: check });
-    cached = { schema, validate: ajv.compile(schema) };
+    const text = readFileSync(schemaPath, "utf8");
+    const schema = JSON.parse(text) as Schema;
+    const fast = precompiled(text);
+    cached = { schema, validate: fast ?? compileNow(schema), precompiled: fast !== undefined };
   }
   return cached;
 }

@@ -1,0 +1,13 @@
+// Runs the built CLI in this process and prints its peak memory (maxRSS, KiB) on stderr at exit,
+// so that the benchmark measures a whole run, start-up included, and its memory.
+import { runMain } from "../dist/cli.js";
+
+process.on("exit", () => process.stderr.write(`\nmaxrss_kib=${process.resourceUsage().maxRSS}\n`));
+process.exitCode = await runMain(process.argv.slice(2), {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  isTTY: false,
+  env: process.env,
+  cwd: process.cwd(),
+  now: () => new Date(),
+});
