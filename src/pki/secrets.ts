@@ -335,7 +335,4 @@ export function retire(dir: string, name: string, reason: RetiredCert["reason"],
 
 export { SecretsError, readIndex, loadPair };
 
-export function listRetired(dir: string): string[] {
-  return existsSync(join(dir, "retired")) ? readdirSync(join(dir, "retired")).sort() : [];
-}
 

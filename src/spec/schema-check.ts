@@ -9,16 +9,17 @@ import { schemaPath } from "../paths.js";
 import { formatHints, formats } from "./formats.js";
 import { closest } from "./suggest.js";
 import { AJV_OPTIONS } from "./schema-options.js";
+import { SECRET_PATHS } from "./load.js";
 
 const require = createRequire(import.meta.url);
 
 type Schema = Record<string, any>;
 
-/** Values at these pointers are secrets: messages never repeat them. */
-export const SECRET_POINTERS = [/^\/storage\/vip\/password$/];
+/** Values at these pointers are secrets (load.ts SECRET_PATHS): messages never repeat them. */
+const SECRET_POINTERS = new Set(SECRET_PATHS.map((path) => pointerOf(path)));
 
 export function isSecretPointer(pointer: string): boolean {
-  return SECRET_POINTERS.some((re) => re.test(pointer));
+  return SECRET_POINTERS.has(pointer);
 }
 
 let cached: { schema: Schema; validate: ValidateFunction; precompiled: boolean } | undefined;

@@ -131,7 +131,7 @@ function checkNfs(spec: Spec, out: Diagnostic[]) {
   const { nfs, replication } = spec.storage;
   const service = RESERVED_PORTS[nfs.tlsPort];
   if (service) {
-    out.push(error("port-conflict", "/storage/nfs/tlsPort", `port ${nfs.tlsPort} is ${service}'s own port on the storage nodes`, "pick a free port for stunnel, e.g. 2323"));
+    out.push(error("port-conflict", "/storage/nfs/tlsPort", `port ${nfs.tlsPort} is ${service}'s own port on the storage nodes`, "pick another free port for stunnel (above 1024, not used by NFS)"));
   }
   if (!replication.datasets.some((d) => d.name === nfs.dataset)) {
     out.push(error("nfs-not-replicated", "/storage/nfs/dataset", `NFS dataset ${showValue(nfs.dataset)} is not in storage.replication.datasets`, "add it to the replicated datasets, or the standby has nothing to serve after a failover"));
