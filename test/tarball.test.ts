@@ -3,7 +3,8 @@ import { describe, expect, it, beforeAll } from "vitest";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { buildCase, extract, readOut, type Built, type TarHeader } from "./support.js";
+import { buildCase, extract, hasTool, readOut, tempDir, type Built, type TarHeader } from "./support.js";
+import { spawnSync } from "node:child_process";
 import { FIXED_MTIME } from "../src/pack/tarball.js";
 
 let example: Built;
@@ -58,6 +59,19 @@ describe("every host tarball", () => {
     const listing = execFileSync("tar", ["-tvzf", join(example.outDir, "r0.tar.gz")]).toString();
     expect(listing.split("\n").filter((l) => l.startsWith("d"))).toEqual([]);
     expect(statSync(join(root, "etc/stunnel/r0-stunnel.pem")).mode & 0o777).toBe(0o600);
+  });
+
+  it.skipIf(!hasTool("bsdtar"))("extracts with bsdtar (FreeBSD's tar) with the listed modes and root ownership", () => {
+    for (const host of ["f0", "f1", "f2"]) {
+      const dir = tempDir("f3s-bsdtar-");
+      const r = spawnSync("bsdtar", ["-xzpf", join(example.outDir, `${host}.tar.gz`), "-C", dir], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      for (const e of readOut(example.outDir).get(`${host}.tar.gz`)!) {
+        const st = statSync(join(dir, e.name));
+        expect((st.mode & 0o7777).toString(8), `${host}:${e.name}`).toBe(e.mode.toString(8));
+        if (process.getuid?.() === 0) expect([st.uid, st.gid], `${host}:${e.name}`).toEqual([0, 0]);
+      }
+    }
   });
 
   it("never contains the CA key", () => {
