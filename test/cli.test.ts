@@ -90,6 +90,18 @@ describe("f3s-gen", () => {
     expect(readFileSync(join(cwd, "precious.txt"), "utf8")).toBe("keep me");
   });
 
+  it("shows key generation progress on a terminal only", async () => {
+    const spec = join(packageRoot, "fixtures/valid/other/spec.yaml");
+    let stderr = "";
+    const cwd = tempDir();
+    const io: Io = { stdout: () => {}, stderr: (s) => (stderr += s), isTTY: true, env: {}, cwd, now: () => new Date() };
+    expect(await runMain(["build", spec], io)).toBe(EXIT.ok);
+    expect(stderr).toMatch(/\rgenerating keys: 1\/7/);
+    expect(stderr).toMatch(/generating keys: 7\/7\n/);
+    const quiet = await run(["build", spec, "--json"]);
+    expect(quiet.stderr).not.toMatch(/generating keys/);
+  });
+
   it("colours only on a terminal and never with NO_COLOR", async () => {
     const io = (isTTY: boolean, env: NodeJS.ProcessEnv) => {
       let stderr = "";
