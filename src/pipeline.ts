@@ -7,7 +7,7 @@ import { openSecrets, type Secrets } from "./pki/secrets.js";
 import { loadTemplates, renderAll, type HostFiles } from "./render/engine.js";
 import { templatesDir } from "./paths.js";
 import { tarGz } from "./pack/tarball.js";
-import { checkOutputDir, writeOutput } from "./pack/output.js";
+import { checkOutputDir, checkSeparate, writeOutput } from "./pack/output.js";
 
 export interface BuildOptions {
   specPath: string;
@@ -56,6 +56,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const checked = checkSpecFile(opts.specPath, opts.specName);
   const diagnostics = [...checked.diagnostics];
   if (!checked.model) return { checked, diagnostics, secretChanges: [] };
+  checkSeparate(opts.outDir, opts.secretsDir);
   checkOutputDir(opts.outDir);
   const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress });
   diagnostics.push(...opened.diagnostics);

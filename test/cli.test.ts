@@ -81,6 +81,16 @@ describe("f3s-gen", () => {
     expect((await run(["init", "mine.yaml"], cwd)).code).toBe(EXIT.invalid);
   });
 
+  it("refuses secrets inside out/ (which every build replaces), before writing anything", async () => {
+    for (const [out, secrets] of [["build", "build/secrets"], ["state", "state"], ["keep/out", "keep"]] as const) {
+      const cwd = tempDir();
+      const r = await run(["build", exampleSpec, "--out", out, "--secrets", secrets], cwd);
+      expect(r.code, `${out} ${secrets}`).toBe(EXIT.invalid);
+      expect(r.stderr).toContain("overlap");
+      expect(readdirSync(cwd)).toEqual([]);
+    }
+  });
+
   it("refuses to replace an --out directory it did not write", async () => {
     const cwd = tempDir();
     writeFileSync(join(cwd, "precious.txt"), "keep me");

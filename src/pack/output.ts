@@ -1,7 +1,7 @@
 // Writes out/ as a whole or not at all: files go to a sibling staging directory that replaces out/
 // by rename. A failed or interrupted build leaves the previous output exactly as it was.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, statSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve, sep } from "node:path";
 
 /** Marks a directory as f3s-gen's output, so that --out never replaces anything else. */
 export const OUT_MARKER = ".f3s-gen-output";
@@ -26,6 +26,15 @@ export function recoverOutput(outDir: string) {
   const old = siblings(outDir, "old");
   if (!existsSync(outDir) && old.length > 0) renameSync(old[0]!, outDir);
   for (const o of siblings(outDir, "old")) rmSync(o, { recursive: true, force: true });
+}
+
+/** out/ is replaced as a whole: secrets inside it (or it inside the secrets) would be destroyed. */
+export function checkSeparate(outDir: string, secretsDir: string) {
+  const a = resolve(outDir);
+  const b = resolve(secretsDir);
+  if (a === b || b.startsWith(a + sep) || a.startsWith(b + sep)) {
+    throw new OutputError(`--out ${outDir} and --secrets ${secretsDir} overlap; out/ is replaced as a whole by every build, so keep the secrets outside it`);
+  }
 }
 
 export function checkOutputDir(outDir: string) {
