@@ -179,8 +179,8 @@ export async function runMain(argv: string[], io: Io): Promise<number> {
 
 async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; strict: boolean }): Promise<number> {
   const spec = specArg(p, "build", io);
-  const outDir = resolve(io.cwd, (p.flags.get("--out") as string | undefined) ?? "out");
-  const secretsDir = resolve(io.cwd, (p.flags.get("--secrets") as string | undefined) ?? "secrets");
+  const outDir = outDirOf(p, io);
+  const secretsDir = secretsDirOf(p, io);
   const progress = io.isTTY && !o.json && !o.quiet ? (done: number, total: number) => io.stderr(`\rgenerating keys: ${done}/${total}${done === total ? "\n" : ""}`) : undefined;
   // --strict must fail before anything is written, so warnings are checked on the spec first.
   if (o.strict) {

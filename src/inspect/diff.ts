@@ -2,6 +2,7 @@
 // for text, a readable summary for certificates, and a note (never the content) for private keys.
 import { X509Certificate } from "node:crypto";
 import { createTwoFilesPatch } from "diff";
+import { isPrivateFile } from "./show.js";
 
 export interface FileState {
   path: string;
@@ -28,11 +29,6 @@ export interface HostDiff {
 
 const octal = (mode: number) => mode.toString(8).padStart(4, "0");
 
-/** Private material: keys (0600/0400 files, the key bundle). Never shown, not even as a diff. */
-function isPrivate(host: string, f: FileState): boolean {
-  return host === "keys" || (f.mode & 0o077) === 0 || /PRIVATE KEY-----/.test(f.content.toString("latin1"));
-}
-
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
 /** A certificate file as lines a person can compare: one line per certificate. */
@@ -54,7 +50,8 @@ function describeChange(host: string, path: string, before: FileState | undefine
   const kind = !before ? "added" : !after ? "removed" : "changed";
   const base = { path, kind, oldMode: before ? octal(before.mode) : null, newMode: after ? octal(after.mode) : null } as const;
   const sample = (after ?? before)!;
-  if (isPrivate(host, sample)) return { ...base, patch: null, note: "private key material (not shown)" };
+  // Never shown, not even as a diff.
+  if (isPrivateFile(host, sample)) return { ...base, patch: null, note: "private key material (not shown)" };
   const oldCerts = before ? certificateSummary(before.content) : "";
   const newCerts = after ? certificateSummary(after.content) : "";
   if (oldCerts !== null && newCerts !== null && (oldCerts || newCerts)) {

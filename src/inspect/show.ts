@@ -21,8 +21,9 @@ export function readOutDir(outDir: string): Map<string, TarFile[]> {
   return hosts;
 }
 
-export function isPrivateFile(host: string, f: { mode: number }): boolean {
-  return host === "keys" || (f.mode & 0o077) === 0;
+/** Private key material: the key bundle, files only root may read, anything holding a private key. */
+export function isPrivateFile(host: string, f: { mode: number; content: Buffer }): boolean {
+  return host === "keys" || (f.mode & 0o077) === 0 || /PRIVATE KEY-----/.test(f.content.toString("latin1"));
 }
 
 export function showHost(host: string, files: TarFile[]): ShownFile[] {

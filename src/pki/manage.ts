@@ -1,7 +1,7 @@
 // Day-2 PKI: status of every certificate, renewal of leaf certificates under the same CA, and
 // revocation of a client whose key is compromised while it keeps its place in the spec.
 import { X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
 import type { Model } from "../spec/model.js";
@@ -97,21 +97,17 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
 export async function rotateCa(dir: string, model: Model, now: Date): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
   try {
     const index = readIndex(dir);
-    const old = loadPair(dir, paths.caCert, paths.caKey);
+    loadPair(dir, paths.caCert, paths.caKey); // the old CA must be intact before it is replaced
     const [key] = await generateRsaKeys(1, model.pki.keyBits);
     const caCert = await issueCa(key!, subjectFor(model, model.pki.caCommonName), { now, validityDays: model.pki.validityDays });
-    const serial = old.cert.serialNumber.toLowerCase();
-    const dest = join(dir, `retired/ca-${serial}`);
-    mkdirSync(dest, { recursive: true, mode: 0o700 });
-    renameSync(join(dir, paths.caCert), join(dest, "ca-cert.pem"));
-    renameSync(join(dir, paths.caKey), join(dest, "ca-key.pem"));
-    index.retired.push({ name: "CA", serial, sha256: old.cert.fingerprint256, reason: "renewed", at: now.toISOString() });
+    const retired = retire(dir, "CA", "renewed", now);
+    index.retired.push(retired);
     writeSecretFile(dir, paths.caKey, key!.privatePem);
     writeSecretFile(dir, paths.caCert, caCert);
     writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
     const leaves: ReissueTarget[] = [{ kind: "server" }, ...model.clients.filter((c) => existsSync(join(dir, paths.clientCert(c.name)))).map((c) => ({ kind: "client" as const, name: c.name }))];
     const r = await reissue(dir, model, leaves, "renewed", now);
-    return { changes: [`new CA; the old one (${serial}) moved to retired/`, ...r.changes], diagnostics: r.diagnostics };
+    return { changes: [`new CA; the old one (${retired.serial}) moved to retired/`, ...r.changes], diagnostics: r.diagnostics };
   } catch (e) {
     if (e instanceof SecretsError) return { changes: [], diagnostics: [e.diagnostic] };
     throw e;

@@ -320,9 +320,11 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes, commit };
 }
 
-/** Moves a certificate and its key aside (never deletes them) and records the certificate as retired. */
+/** Moves a certificate and its key aside (never deletes them) and records the certificate as retired.
+ * `name` is "CA", "server" or a client's name. */
 export function retire(dir: string, name: string, reason: RetiredCert["reason"], now: Date): RetiredCert {
-  const [certRel, keyRel] = name === "server" ? [paths.serverCert, paths.serverKey] : [paths.clientCert(name), paths.clientKey(name)];
+  const [certRel, keyRel] =
+    name === "CA" ? [paths.caCert, paths.caKey] : name === "server" ? [paths.serverCert, paths.serverKey] : [paths.clientCert(name), paths.clientKey(name)];
   const cert = new X509Certificate(readFileSync(join(dir, certRel)));
   const record: RetiredCert = { name, serial: cert.serialNumber.toLowerCase(), sha256: cert.fingerprint256, reason, at: now.toISOString() };
   const dest = `retired/${name}-${record.serial}`;
