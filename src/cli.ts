@@ -219,6 +219,7 @@ function report(
           secrets: built?.secretsDir ?? null,
           secretChanges: built?.result.secretChanges ?? [],
           hosts: built?.result.hosts ?? [],
+          retired: built?.result.retired ?? [],
         },
         null,
         2,
@@ -230,6 +231,7 @@ function report(
       const { result, outDir, secretsDir } = built;
       const lines = [`built ${result.hosts!.length} host tarballs and keys.tar.gz in ${outDir}`];
       for (const h of result.hosts!) lines.push(`  ${h.name.padEnd(16)} ${h.role.padEnd(8)} ${String(h.files).padStart(3)} files  ${h.name}.tar.gz`);
+      for (const r of result.retired ?? []) lines.push(`  ${r.name.padEnd(16)} retired    no longer in the spec: retired/${r.name}.tar.gz, then /usr/local/sbin/f3s-decommission`);
       lines.push(`secrets: ${secretsDir}${result.secretChanges.length ? "" : " (reused, unchanged)"}`);
       for (const c of result.secretChanges) lines.push(`  ${c}`);
       lines.push("deploy: copy <host>.tar.gz to the host, then: tar -xzpf <host>.tar.gz -C / && /usr/local/sbin/f3s-activate");

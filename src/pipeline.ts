@@ -5,6 +5,7 @@ import { checkSpecFile, type CheckedSpec } from "./spec/index.js";
 import type { Model } from "./spec/model.js";
 import { openSecrets, type Secrets } from "./pki/secrets.js";
 import { loadTemplates, renderAll, type HostFiles } from "./render/engine.js";
+import { renderDecommission, retiredHosts, RETIRED_DIR, type RetiredHost } from "./render/retired.js";
 import { templatesDir } from "./paths.js";
 import { tarGz } from "./pack/tarball.js";
 import { checkOutputDir, checkSeparate, writeOutput } from "./pack/output.js";
@@ -34,6 +35,8 @@ export interface BuildResult {
   diagnostics: Diagnostic[];
   /** Present when the build succeeded. */
   hosts?: HostSummary[];
+  /** Hosts no longer in the spec that got a decommission tarball in out/retired/. */
+  retired?: RetiredHost[];
   secretChanges: string[];
 }
 
@@ -65,6 +68,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // recorded and out/ replaced, so a build killed or failing before that changes nothing.
   const rendered = renderHosts(checked.model, opened.secrets);
   const tarballs = await packTarballs(checked.model, opened.secrets, rendered);
+  const retired = retiredHosts(opts.outDir, checked.model, [KEYS_TARBALL.replace(/\.tar\.gz$/, "")]);
+  const templates = loadTemplates(templatesDir);
+  for (const r of retired) tarballs.set(`${RETIRED_DIR}/${r.name}.tar.gz`, await tarGz(renderDecommission(checked.model, r, templates)));
   writeOutput(opts.outDir, tarballs, {
     beforeSwap: () => {
       opts.beforeSwap?.();
@@ -77,7 +83,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     files: h.files.length,
     bytes: tarballs.get(`${h.host.name}.tar.gz`)!.length,
   }));
-  return { checked, diagnostics, hosts, secretChanges: opened.changes };
+  return { checked, diagnostics, hosts, retired, secretChanges: opened.changes };
 }
 
 export interface Plan {

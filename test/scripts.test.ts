@@ -25,7 +25,7 @@ describe.skipIf(!ready)("carp", () => {
     sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, state));
     // Another CARP group on another interface must not confuse it.
     sb.set("if/em1", carpInterface("em1", "10.9.9.1", "10.9.9.9", 7, "BACKUP"));
-    const carp = sb.script(file("f0", "usr/local/bin/carp"), { BLOCK_FILE: join(sb.dir, "block"), SETTLE_SECONDS: "0" });
+    const carp = sb.script(file("f0", "usr/local/bin/carp"), { BLOCK_FILE: join(sb.dir, "block"), SETTLE_SECONDS: "0", HANDOVER_FILE: join(sb.dir, "handover") });
     return { sb, carp };
   }
 
@@ -41,15 +41,28 @@ describe.skipIf(!ready)("carp", () => {
     expect(sb.run("dash", carp, ["state"]).stdout).toBe("BACKUP\n");
   });
 
-  it("`master` and `backup` call ifconfig with the right interface and vhid", () => {
+  it("`backup` hands over with the highest advskew, `master` restores the node's own", () => {
     const { sb, carp } = setup("MASTER");
     const r = sb.run("dash", carp, ["backup"]);
     expect(r.code).toBe(0);
-    expect(sb.calls()).toContain("ifconfig re0 vhid 1 state backup");
+    // state backup alone re-arms this node's master-down timer (3 s) against the peer's 3.39 s.
+    expect(sb.calls()).toContain("ifconfig re0 vhid 1 advskew 254 state backup");
     expect(r.stdout).toContain("CARP state on re0 (vhid 1): BACKUP");
+    expect(sb.read("if/re0")).toMatch(/carp: BACKUP vhid 1 advbase 1 advskew 254/);
+    expect(existsSync(join(sb.dir, "handover"))).toBe(true);
     sb.run("dash", carp, ["master"]);
-    expect(sb.calls()).toContain("ifconfig re0 vhid 1 state master");
+    expect(sb.calls()).toContain("ifconfig re0 vhid 1 advskew 0 state master");
+    expect(sb.read("if/re0")).toMatch(/carp: MASTER vhid 1 advbase 1 advskew 0/);
+    expect(existsSync(join(sb.dir, "handover"))).toBe(false);
     expect(sb.run("dash", carp, ["state"]).stdout).toBe("MASTER\n");
+  });
+
+  it("the standby restores its own advskew (100) on `master`", () => {
+    const sb = new Sandbox();
+    sb.set("if/re0", carpInterface("re0", "192.168.1.131", "192.168.1.138", 1, "BACKUP"));
+    const carp = sb.script(file("f1", "usr/local/bin/carp"), { SETTLE_SECONDS: "0", HANDOVER_FILE: join(sb.dir, "handover") });
+    sb.run("dash", carp, ["master"]);
+    expect(sb.calls()).toContain("ifconfig re0 vhid 1 advskew 100 state master");
   });
 
   it("`auto-failback enable|disable` manage the block file", () => {
@@ -131,7 +144,7 @@ describe.skipIf(!ready)("carp-auto-failback.sh", () => {
     const block = join(sb.dir, "block");
     if (opts.marker ?? true) writeFileSync(marker, "");
     if (opts.block) writeFileSync(block, "");
-    const carp = sb.script(file("f0", "usr/local/bin/carp"), { BLOCK_FILE: block, SETTLE_SECONDS: "0" });
+    const carp = sb.script(file("f0", "usr/local/bin/carp"), { BLOCK_FILE: block, SETTLE_SECONDS: "0", HANDOVER_FILE: join(sb.dir, "handover") });
     const script = sb.script(file("f0", "usr/local/bin/carp-auto-failback.sh"), {
       LOGFILE: join(sb.dir, "failback.log"), MARKER_FILE: marker, BLOCK_FILE: block, SETTLE_FILE: join(sb.dir, "settle"), CARP: carp, WAIT_SECONDS: "0",
     });
@@ -143,7 +156,7 @@ describe.skipIf(!ready)("carp-auto-failback.sh", () => {
     const log = () => (existsSync(join(sb.dir, "failback.log")) ? readFileSync(join(sb.dir, "failback.log"), "utf8") : "");
     return { sb, run, log };
   }
-  const promoted = (sb: Sandbox) => sb.calls().includes("ifconfig re0 vhid 1 state master");
+  const promoted = (sb: Sandbox) => sb.calls().includes("ifconfig re0 vhid 1 advskew 0 state master");
 
   it("exits quietly when MASTER", () => {
     const { sb, run, log } = setup("MASTER");
@@ -341,7 +354,7 @@ describe.skipIf(!ready)("f3s-activate", () => {
     const hosts = readFileSync(join(root, "etc/hosts"), "utf8");
     expect(hosts).toBe("127.0.0.1 localhost\n::1 localhost\n# BEGIN f3s-gen: storage VIP (managed by f3s-activate)\n192.168.1.138 f3s-storage-ha f3s-storage-ha.lan f3s-storage-ha.lan.buetow.org\n# END f3s-gen\n");
     // BACKUP after adding the VIP: NFS stays down, carpcontrol.sh starts it on MASTER.
-    expect(first.stdout).toMatch(/CARP state is BACKUP/);
+    expect(calls.filter((c) => /^service (rpcbind|nfsuserd|mountd|nfsd|stunnel) (start|restart)/.test(c))).toEqual([]);
     const before = mutations(sb).length;
     const second = run();
     expect(second.code).toBe(0);
@@ -350,15 +363,25 @@ describe.skipIf(!ready)("f3s-activate", () => {
     expect(readFileSync(join(root, "etc/hosts"), "utf8")).toBe(hosts);
   });
 
-  it("primary as MASTER starts what is not running, without restarting stunnel", () => {
+  it("primary as MASTER starts what is not running; a running stunnel is restarted once for its new files", () => {
     const { sb, run } = storage("f0", "MASTER");
     sb.dataset("zdata/enc/nfsdata", { mounted: "yes", mountpoint: "/data/nfs" });
     sb.set("running/stunnel");
     run();
     const calls = mutations(sb);
     expect(calls).toEqual(expect.arrayContaining(["service rpcbind start", "service nfsuserd start", "service mountd start", "service nfsd start"]));
-    expect(calls).not.toContain("service stunnel restart");
-    expect(calls).not.toContain("service stunnel start");
+    expect(calls.filter((c) => c.startsWith("service stunnel"))).toEqual(["service stunnel restart"]);
+    const before = mutations(sb).length;
+    run();
+    expect(mutations(sb).slice(before)).toEqual([]);
+  });
+
+  it("BACKUP stops NFS and stunnel that boot started on both nodes", () => {
+    const { sb, run } = storage("f1", "BACKUP");
+    for (const s of ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel"]) sb.set(`running/${s}`);
+    run();
+    expect(mutations(sb).filter((c) => /^service \w+ stop$/.test(c))).toEqual(["service stunnel stop", "service nfsd stop", "service mountd stop", "service nfsuserd stop"]);
+    expect(sb.has("running/rpcbind")).toBe(true);
   });
 
   it("warns about a second devd notify block in /etc/devd.conf", () => {
@@ -383,23 +406,18 @@ describe.skipIf(!ready)("f3s-activate", () => {
     expect(mutations(sb).slice(before)).toEqual([]);
   });
 
-  it("storage node reloads stunnel (SIGHUP) when its allow-list changed, and only then", () => {
-    const { sb, root, run } = storage("f0", "BACKUP");
-    sb.dataset("zdata/enc/nfsdata");
-    const hupFile = join(sb.dir, "hups");
-    const daemon = spawnDaemon(hupFile);
-    try {
-      mkdirSync(join(root, "var/run/stunnel"), { recursive: true });
-      writeFileSync(join(root, "var/run/stunnel/stunnel.pid"), `${daemon.pid}\n`);
-      expect(run().stdout).toMatch(/reloaded stunnel/);
-      expect(run().stdout).not.toMatch(/reloaded stunnel/);
-      writeFileSync(join(root, "usr/local/etc/stunnel/ca/allowed-clients.pem"), "changed\n");
-      expect(run().stdout).toMatch(/reloaded stunnel/);
-      spawnSleep(400);
-      expect(readFileSync(hupFile, "utf8").trim().split("\n")).toHaveLength(2);
-    } finally {
-      daemon.kill("SIGKILL");
-    }
+  it("storage node restarts a running stunnel when its allow-list changed, and only then", () => {
+    const { sb, root, run } = storage("f0", "MASTER");
+    sb.dataset("zdata/enc/nfsdata", { mounted: "yes", mountpoint: "/data/nfs" });
+    const restarts = () => sb.calls().filter((c) => c === "service stunnel restart").length;
+    expect(run().stdout).toMatch(/started stunnel \(this node is MASTER\)/);
+    run();
+    expect(restarts()).toBe(0);
+    writeFileSync(join(root, "usr/local/etc/stunnel/ca/allowed-clients.pem"), "changed\n");
+    expect(run().stdout).toMatch(/restarted stunnel/);
+    expect(restarts()).toBe(1);
+    run();
+    expect(restarts()).toBe(1);
   });
 
   it.each(["r0", "earth"])("client %s: enables and starts its units once; the second run changes nothing", (host) => {

@@ -55,7 +55,10 @@ export function writeOutput(outDir: string, files: Map<string, Buffer>, hooks: {
   mkdirSync(staging, { mode: 0o700 });
   try {
     writeFileSync(join(staging, OUT_MARKER), "This directory is replaced as a whole by every f3s-gen build.\n", { mode: 0o600 });
-    for (const [name, data] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) writeFileSync(join(staging, name), data, { mode: 0o600 });
+    for (const [name, data] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      mkdirSync(dirname(join(staging, name)), { recursive: true, mode: 0o700 });
+      writeFileSync(join(staging, name), data, { mode: 0o600 });
+    }
     hooks.beforeSwap?.();
   } catch (e) {
     rmSync(staging, { recursive: true, force: true });

@@ -36,7 +36,8 @@ export const artifacts: readonly Artifact[] = [
   { template: "member/f3s-activate.sh.hbs", path: "usr/local/sbin/f3s-activate", mode: SCRIPT, roles: ["member"] },
 
   // Storage nodes: rc.conf.d, one file per rc script that reads it
-  { template: "storage/rc.conf.d/netif.hbs", path: "etc/rc.conf.d/netif", mode: PUBLIC, roles: STORAGE },
+  // netif carries the CARP password.
+  { template: "storage/rc.conf.d/netif.hbs", path: "etc/rc.conf.d/netif", mode: PRIVATE, roles: STORAGE },
   { template: "storage/rc.conf.d/rpcbind.hbs", path: "etc/rc.conf.d/rpcbind", mode: PUBLIC, roles: STORAGE },
   { template: "storage/rc.conf.d/nfsd.hbs", path: "etc/rc.conf.d/nfsd", mode: PUBLIC, roles: STORAGE },
   { template: "storage/rc.conf.d/mountd.hbs", path: "etc/rc.conf.d/mountd", mode: PUBLIC, roles: STORAGE },
@@ -44,6 +45,10 @@ export const artifacts: readonly Artifact[] = [
   { template: "storage/rc.conf.d/stunnel.hbs", path: "etc/rc.conf.d/stunnel", mode: PUBLIC, roles: STORAGE },
   { template: "storage/rc.conf.d/zrepl.hbs", path: "etc/rc.conf.d/zrepl", mode: PUBLIC, roles: STORAGE },
   { template: "storage/rc.conf.d/zfskeys.hbs", path: "etc/rc.conf.d/zfskeys", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/rc.conf.d/zfs.hbs", path: "etc/rc.conf.d/zfs", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/rc.conf.d/f3s_carp_sync.hbs", path: "etc/rc.conf.d/f3s_carp_sync", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/rc.d/f3s_carp_sync.hbs", path: "usr/local/etc/rc.d/f3s_carp_sync", mode: SCRIPT, roles: STORAGE },
+  { template: "storage/sysctl.conf.hbs", path: "usr/local/share/f3s/sysctl.conf", mode: PUBLIC, roles: STORAGE },
   { template: "storage/loader.conf.d/carp.conf.hbs", path: "boot/loader.conf.d/carp.conf", mode: PUBLIC, roles: STORAGE },
   // CARP
   { template: "storage/devd/carp.conf.hbs", path: "usr/local/etc/devd/carp.conf", mode: PUBLIC, roles: STORAGE },

@@ -116,6 +116,9 @@ export interface Model {
   };
   encryption: {
     keyDirectory: string;
+    /** The key stick's device, when f3s-activate owns its /etc/fstab line. */
+    keyDevice?: string;
+    keyFsType: "ufs" | "msdosfs";
     roots: EncryptionRoot[];
     /** The primary's key that unlocks the NFS dataset (also on the standby, for the received copy). */
     nfsKeyFile: string;
@@ -239,6 +242,8 @@ export function toModel(spec: Spec): Model {
     },
     encryption: {
       keyDirectory: encryption.keyDirectory,
+      keyDevice: encryption.keyDevice,
+      keyFsType: encryption.keyFsType ?? "ufs",
       roots: encryption.roots.map((r) => ({ dataset: r.dataset, key: r.key })),
       nfsKeyFile: `${encryption.keyDirectory}/${keyFileName(primary.fqdn, nfsRoot.key)}`,
     },

@@ -23,7 +23,7 @@ export interface Spec {
       sinkRoot: string;
       datasets: { name: string; interval: string; keep: number; jobName?: string }[];
     };
-    encryption: { keyDirectory: string; roots: { dataset: string; key: string }[] };
+    encryption: { keyDirectory: string; keyDevice?: string; keyFsType?: "ufs" | "msdosfs"; roots: { dataset: string; key: string }[] };
     failback?: { enabled?: boolean };
   };
   clients: {

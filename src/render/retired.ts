@@ -1,0 +1,60 @@
+// Hosts that the spec no longer has but an earlier build gave a tarball: each gets a decommission
+// tarball, out/retired/<host>.tar.gz, whose one script undoes what f3s-gen installed there (it
+// reads the host's own record of it) and touches no data. Whether the host ran FreeBSD or Linux
+// is read from the tarball an earlier build wrote, so a retired host stays retired in every later
+// build until it is back in the spec.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Model } from "../spec/model.js";
+import { readTarGzBuffer } from "../pack/read.js";
+import { SCRIPT } from "./artifacts.js";
+import type { RenderedFile, TemplateSet } from "./engine.js";
+
+export type Family = "freebsd" | "linux";
+
+export interface RetiredHost {
+  name: string;
+  family: Family;
+}
+
+export const RETIRED_DIR = "retired";
+export const DECOMMISSION_PATH = "usr/local/sbin/f3s-decommission";
+const ACTIVATE_PATH = "usr/local/sbin/f3s-activate";
+
+/** FreeBSD's scripts are /bin/sh, the Linux clients' /bin/bash. */
+function familyOf(tarball: string, script: string): Family | undefined {
+  try {
+    const entry = readTarGzBuffer(readFileSync(tarball)).find((f) => f.path === script);
+    if (!entry) return undefined;
+    return entry.content.subarray(0, 12).toString("latin1").startsWith("#!/bin/bash") ? "linux" : "freebsd";
+  } catch {
+    return undefined; // not ours or damaged: nothing to decommission from it
+  }
+}
+
+const tarballs = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".tar.gz")).map((n) => n.slice(0, -".tar.gz".length)) : []);
+
+/** Hosts with a tarball (or a decommission tarball) in the previous out/ that the model lacks. */
+export function retiredHosts(outDir: string, model: Model, reserved: readonly string[]): RetiredHost[] {
+  const current = new Set([...model.hosts.map((h) => h.name), ...reserved]);
+  const found = new Map<string, Family>();
+  for (const name of tarballs(outDir)) {
+    if (current.has(name)) continue;
+    const family = familyOf(join(outDir, `${name}.tar.gz`), ACTIVATE_PATH);
+    if (family) found.set(name, family);
+  }
+  for (const name of tarballs(join(outDir, RETIRED_DIR))) {
+    if (current.has(name) || found.has(name)) continue;
+    const family = familyOf(join(outDir, RETIRED_DIR, `${name}.tar.gz`), DECOMMISSION_PATH);
+    if (family) found.set(name, family);
+  }
+  return [...found].map(([name, family]) => ({ name, family })).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function renderDecommission(model: Model, host: RetiredHost, templates: TemplateSet): RenderedFile[] {
+  const name = host.family === "linux" ? "retired/decommission-linux.bash.hbs" : "retired/decommission-freebsd.sh.hbs";
+  const template = templates.get(name);
+  if (!template) throw new Error(`template ${name} is missing`);
+  const content = Buffer.from(template({ model, host: { name: host.name, role: "retired" } }), "utf8");
+  return [{ path: DECOMMISSION_PATH, mode: SCRIPT, content }];
+}
