@@ -14,8 +14,9 @@ beforeAll(async () => {
 });
 
 function expectedMode(name: string): number {
-  if (/(-key\.pem|-stunnel\.pem)$/.test(name)) return 0o600;
-  if (/^usr\/local\/(s?bin)\//.test(name)) return 0o755;
+  // Private keys, and netif: it carries the CARP password (ARTIFACTS.md).
+  if (/(-key\.pem|-stunnel\.pem)$/.test(name) || name === "etc/rc.conf.d/netif") return 0o600;
+  if (/^usr\/local\/(s?bin|etc\/rc\.d)\//.test(name)) return 0o755;
   return 0o644;
 }
 

@@ -69,7 +69,7 @@ describe.skipIf(!hasTool("openssl", ["version"]))("openssl", () => {
 /** Every script with the shell that runs it: FreeBSD's /bin/sh is checked as POSIX sh. */
 function scriptsOf(dir: string): [string, "sh" | "bash"][] {
   return listFiles(dir)
-    .filter((f) => /^usr\/local\/s?bin\//.test(f))
+    .filter((f) => /^usr\/local\/(s?bin|etc\/rc\.d)\//.test(f))
     .map((f) => {
       const shebang = readFileSync(join(dir, f), "utf8").split("\n")[0]!;
       expect(shebang, f).toMatch(/^#!\/bin\/(sh|bash)$/);

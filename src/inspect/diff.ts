@@ -51,7 +51,7 @@ function describeChange(host: string, path: string, before: FileState | undefine
   const base = { path, kind, oldMode: before ? octal(before.mode) : null, newMode: after ? octal(after.mode) : null } as const;
   const sample = (after ?? before)!;
   // Never shown, not even as a diff.
-  if (isPrivateFile(host, sample)) return { ...base, patch: null, note: "private key material (not shown)" };
+  if (isPrivateFile(host, { ...sample, path })) return { ...base, patch: null, note: "private key material (not shown)" };
   const oldCerts = before ? certificateSummary(before.content) : "";
   const newCerts = after ? certificateSummary(after.content) : "";
   if (oldCerts !== null && newCerts !== null && (oldCerts || newCerts)) {

@@ -21,9 +21,13 @@ export function readOutDir(outDir: string): Map<string, TarFile[]> {
   return hosts;
 }
 
+/** Root-only files whose one secret is masked wherever they are shown (the CARP password). */
+export const MASKED_FILES: ReadonlySet<string> = new Set(["etc/rc.conf.d/netif"]);
+
 /** Private key material: the key bundle, files only root may read, anything holding a private key. */
-export function isPrivateFile(host: string, f: { mode: number; content: Buffer }): boolean {
-  return host === "keys" || (f.mode & 0o077) === 0 || /PRIVATE KEY-----/.test(f.content.toString("latin1"));
+export function isPrivateFile(host: string, f: { path?: string; mode: number; content: Buffer }): boolean {
+  if (host === "keys" || /PRIVATE KEY-----/.test(f.content.toString("latin1"))) return true;
+  return (f.mode & 0o077) === 0 && !(f.path !== undefined && MASKED_FILES.has(f.path));
 }
 
 export function showHost(host: string, files: TarFile[]): ShownFile[] {
