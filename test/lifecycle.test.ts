@@ -1,0 +1,395 @@
+// Lifecycle: a host deployed with one release and then with the next must end exactly where a host
+// deployed only with the next one does. Each case builds v1 from the example spec, deploys it to a
+// simulated host (an extracted root plus the stand-ins of test/stubs, which keep state: running
+// services, enabled units, interface aliases, ZFS properties), changes one thing in the spec,
+// builds v2 into the same out/, extracts v2 over v1 and activates; then compares the whole state
+// (files with modes, and the stand-ins' state) with a fresh v2 deploy. `--check` must predict
+// exactly the changes the run then makes, and a second run must change nothing.
+// A host removed from the spec gets out/retired/<host>.tar.gz: its f3s-decommission must leave the
+// host as it was before f3s-gen came.
+import { describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync as mkdirSyncFs, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { build } from "../src/pipeline.js";
+import { runMain } from "../src/cli.js";
+import { packageRoot } from "../src/paths.js";
+import { hasTool, listFiles, privateSecrets, tempDir } from "./support.js";
+import { Sandbox, carpInterface, plainInterface } from "./script-harness.js";
+
+const mkdirSync = (p: string, o?: { recursive: boolean }) => mkdirSyncFs(p, o);
+const mkdir = (p: string) => mkdirSyncFs(p, { recursive: true });
+const ready = hasTool("dash", ["-c", "true"]) && hasTool("flock", ["--version"]);
+const exampleSpec = readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8");
+
+type Role = "storage" | "client" | "member";
+const roleOf: Record<string, Role> = { f0: "storage", f1: "storage", f2: "member", r0: "client", r1: "client", r2: "client", earth: "client" };
+
+/** Builds `spec` into `outDir` with `secretsDir` (both kept between releases, as a user would). */
+async function release(spec: string, outDir: string, secretsDir: string): Promise<string> {
+  const specPath = join(tempDir(), "spec.yaml");
+  writeFileSync(specPath, spec);
+  const r = await build({ specPath, outDir, secretsDir, now: new Date() });
+  const errors = r.diagnostics.filter((d) => d.severity === "error");
+  if (errors.length) throw new Error(errors.map((d) => d.message).join("\n"));
+  return outDir;
+}
+
+/** A snapshot of a release's out/ (out/ is replaced by the next build). */
+function keep(outDir: string): string {
+  const copy = join(tempDir(), "out");
+  execFileSync("cp", ["-a", outDir, copy]);
+  return copy;
+}
+
+/** One simulated host: its root file system and the state of the stand-ins. */
+class Host {
+  readonly sb = new Sandbox();
+  readonly root = tempDir("f3s-host-");
+  constructor(readonly name: string) {
+    const role = roleOf[name]!;
+    mkdirSync(join(this.root, "etc"), { recursive: true });
+    writeFileSync(join(this.root, "etc/hosts"), "127.0.0.1 localhost\n::1 localhost\n");
+    if (role === "storage") {
+      writeFileSync(join(this.root, "etc/fstab"), "# Device\tMountpoint\tFStype\tOptions\tDump\tPass#\n/dev/gpt/swap0\tnone\tswap\tsw\t0\t0\n");
+      writeFileSync(join(this.root, "etc/devd.conf"), "# stock devd.conf\n");
+      mkdirSync(join(this.root, "data/nfs"), { recursive: true });
+      this.sb.set("if/lo0", plainInterface("lo0", "127.0.0.1"));
+      this.sb.set("if/re0", plainInterface("re0", name === "f0" ? "192.168.1.130" : "192.168.1.131"));
+      this.sb.set("sysctl/vfs.nfs.enable_uidtostring", "0\n");
+      this.sb.set("sysctl/vfs.nfsd.enable_stringtouid", "0\n");
+      this.sb.dataset("zdata/enc", { keylocation: "prompt" });
+      this.sb.dataset("zroot/bhyve", { keylocation: "prompt" });
+      if (name === "f0") this.sb.dataset("zdata/enc/nfsdata");
+      else this.sb.dataset("zdata/sink/f0/zdata/enc/nfsdata", { keylocation: "prompt", keystatus: "unavailable" });
+    }
+  }
+
+  /** tar -xzpf <tarball> -C / */
+  extract(tarball: string) {
+    execFileSync("tar", ["-xzpf", tarball, "-C", this.root]);
+  }
+
+  /** Runs an installed script the way root would, with / at this host's root. */
+  run(script: string, args: string[] = []) {
+    const file = join(this.root, script);
+    const shell = readFileSync(file, "utf8").startsWith("#!/bin/bash") ? "bash" : "dash";
+    return this.sb.run(shell, this.sb.script(file, { ROOT: this.root }), args);
+  }
+
+  activate(args: string[] = []) {
+    return this.run("usr/local/sbin/f3s-activate", args);
+  }
+
+  /** Extracts and activates a release; fails the test on a failed activation. */
+  deploy(outDir: string) {
+    this.extract(join(outDir, `${this.name}.tar.gz`));
+    const r = this.activate();
+    expect(r.code, `${this.name}: ${r.stdout}${r.stderr}`).toBe(0);
+    return r;
+  }
+
+  /** The kernel settles the primary's new CARP address as MASTER (devd's part is not simulated). */
+  settle() {
+    this.sb.set("if/re0", this.sb.read("if/re0").replace(/carp: (BACKUP|INIT) /, "carp: MASTER "));
+  }
+
+  /** The primary becomes CARP MASTER (as the kernel would once the VIP is up) and activates again. */
+  becomeMaster() {
+    this.settle();
+    const r = this.activate();
+    expect(r.code, r.stderr).toBe(0);
+  }
+
+  /** Every file with mode and content hash, and the stand-ins' state (not their logs). */
+  state(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [dir, prefix] of [[this.root, "/"], [this.sb.state, "stub:"]] as const) {
+      for (const rel of listFiles(dir)) {
+        if (prefix === "stub:" && /^(calls|syslog|journal)$/.test(rel)) continue;
+        const p = join(dir, rel);
+        out[prefix + rel] = `${(statSync(p).mode & 0o7777).toString(8)} ${createHash("sha256").update(readFileSync(p)).digest("hex").slice(0, 16)}`;
+      }
+    }
+    return out;
+  }
+}
+
+const changeLines = (stdout: string, word: "would" | "changed") =>
+  stdout.split("\n").filter((l) => l.startsWith(`f3s-activate: ${word}: `)).map((l) => l.slice(`f3s-activate: ${word}: `.length));
+
+/**
+ * Deploys v1 then v2 to `host`, and v2 alone to a fresh twin; returns both for further checks
+ * after asserting that the states agree, that --check predicted the run and that a rerun is idle.
+ */
+function upgrade(name: string, v1: string, v2: string) {
+  const host = new Host(name);
+  host.deploy(v1);
+  if (name === "f0") host.becomeMaster();
+  host.extract(join(v2, `${name}.tar.gz`));
+  const before = host.state();
+  const check = host.activate(["--check"]);
+  expect(host.state(), "--check changes nothing").toEqual(before);
+  const applied = host.activate();
+  expect(applied.code, applied.stderr).toBe(0);
+  if (name === "f0") host.settle();
+  expect(changeLines(check.stdout, "would"), `${name}: --check predicts the run`).toEqual(changeLines(applied.stdout, "changed"));
+  expect(check.code).toBe(changeLines(applied.stdout, "changed").length ? 3 : 0);
+  const again = host.activate();
+  expect(again.stdout, `${name}: a second run`).toContain("nothing changed");
+  expect(host.activate(["--check"]).code).toBe(0);
+
+  const fresh = new Host(name);
+  fresh.deploy(v2);
+  if (name === "f0") fresh.becomeMaster();
+  expect(host.state(), `${name}: v1 then v2 equals a fresh v2`).toEqual(fresh.state());
+  return { host, applied };
+}
+
+async function releases(change: (spec: string) => string, v1Spec = exampleSpec, between?: (spec: string, secretsDir: string) => Promise<void>) {
+  const secretsDir = privateSecrets("example");
+  const outDir = join(tempDir(), "out");
+  const v1 = keep(await release(v1Spec, outDir, secretsDir));
+  if (between) await between(change(v1Spec), secretsDir);
+  const v2 = keep(await release(change(v1Spec), outDir, secretsDir));
+  return { v1, v2 };
+}
+
+describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous release", () => {
+  it("a client removed from the spec: the storage nodes restart stunnel (its certificate is refused), the client is decommissioned", async () => {
+    const { v1, v2 } = await releases((s) => s.replace(/  - name: r2\n(.*\n){4}/, ""));
+    const { applied } = upgrade("f0", v1, v2);
+    expect(changeLines(applied.stdout, "changed")).toContain("restarted stunnel for its new certificates or allowed clients (every TLS session ends; mounts reconnect)");
+    upgrade("f1", v1, v2);
+    upgrade("r0", v1, v2);
+
+    expect(existsSync(join(v2, "r2.tar.gz"))).toBe(false);
+    const r2 = new Host("r2");
+    const pristine = r2.state();
+    r2.deploy(v1);
+    r2.extract(join(v2, "retired/r2.tar.gz"));
+    const check = r2.run("usr/local/sbin/f3s-decommission", ["--check"]);
+    expect(check.code).toBe(3);
+    const done = r2.run("usr/local/sbin/f3s-decommission");
+    expect(done.code, done.stderr).toBe(0);
+    expect(changeLines(check.stdout, "would")).toEqual(changeLines(done.stdout, "changed"));
+    expect(done.stdout).toMatch(/stopped and disabled data-nfs-k3svolumes\.mount/);
+    expect(done.stdout).toMatch(/stopped and disabled the NFS tunnel/);
+    expect(r2.state(), "nothing of f3s-gen is left").toEqual(pristine);
+  });
+
+  it("a mount removed from a client: its unit is stopped, disabled and deleted before anything else", async () => {
+    const v1Spec = exampleSpec.replace(
+      "  - name: r0\n    mounts:\n",
+      "  - name: r0\n    mounts:\n      - export: /data/nfs/media\n        mountpoint: /mnt/media\n",
+    );
+    const { v1, v2 } = await releases(() => exampleSpec, v1Spec);
+    const { host, applied } = upgrade("r0", v1, v2);
+    const changes = changeLines(applied.stdout, "changed");
+    expect(changes[0]).toBe("stopped and disabled mnt-media.mount");
+    expect(changes).toContain("removed /etc/systemd/system/mnt-media.mount (no longer in the spec)");
+    expect(changes).toContain("systemd reloaded the f3s units");
+    expect(host.sb.has("enabled/mnt-media.mount")).toBe(false);
+    expect(host.sb.has("active/mnt-media.mount")).toBe(false);
+  });
+
+  it("failback disabled: the cron job and its script leave the primary", async () => {
+    const { v1, v2 } = await releases((s) => s.replace("enabled: true", "enabled: false"));
+    const { host, applied } = upgrade("f0", v1, v2);
+    expect(changeLines(applied.stdout, "changed")).toEqual(expect.arrayContaining([
+      "removed /usr/local/etc/cron.d/carp-auto-failback (no longer in the spec)",
+      "removed /usr/local/bin/carp-auto-failback.sh (no longer in the spec)",
+      "removed /usr/local/etc/newsyslog.conf.d/carp-auto-failback.conf (no longer in the spec)",
+    ]));
+    expect(existsSync(join(host.root, "usr/local/etc/cron.d/carp-auto-failback"))).toBe(false);
+  });
+
+  it("a new VIP: the old alias is removed, the new one added, names and DNAT follow", async () => {
+    // A new VIP needs a server certificate for it: the build says so and names `pki renew server`.
+    const { v1, v2 } = await releases((s) => s.replace("address: 192.168.1.138", "address: 192.168.1.139"), exampleSpec, async (spec, secretsDir) => {
+      const specPath = join(tempDir(), "spec.yaml");
+      writeFileSync(specPath, spec);
+      const io = { stdout: () => {}, stderr: () => {}, isTTY: false, env: {}, cwd: tempDir(), now: () => new Date() };
+      expect(await runMain(["pki", "renew", specPath, "server", "--secrets", secretsDir], io)).toBe(0);
+    });
+    for (const name of ["f0", "f1"]) {
+      const { host, applied } = upgrade(name, v1, v2);
+      expect(changeLines(applied.stdout, "changed")).toEqual(expect.arrayContaining([
+        "removed the previous CARP VIP 192.168.1.138 from re0",
+        "CARP VIP 192.168.1.139 on re0",
+      ]));
+      expect(host.sb.read("if/re0")).not.toContain("192.168.1.138");
+    }
+    const { host, applied } = upgrade("earth", v1, v2);
+    expect(changeLines(applied.stdout, "changed")).toEqual(expect.arrayContaining(["reloaded stunnel for its new configuration", "renewed the NFS DNAT rule"]));
+    expect(readFileSync(join(host.root, "etc/hosts"), "utf8")).toContain("192.168.1.139 f3s-storage-ha");
+    upgrade("f2", v1, v2);
+  });
+
+  it.each([
+    ["password", (s: string) => s.replace("password: testpass", "password: N3wCarpPass"), "CARP vhid 1 on re0: and a new password"],
+    ["advskew", (s: string) => s.replace(/( +)replicationAddress: 192\.168\.2\.130.*\n/, (line, indent: string) => `${line}${indent}advskew: 10\n`), "CARP vhid 1 on re0: advskew 10"],
+    ["advbase", (s: string) => s.replace(/( +)vhid: 1\n/, (line, indent: string) => `${line}${indent}advbase: 2\n`), "CARP vhid 1 on re0: advbase 2"],
+  ])("a changed CARP %s is applied in place", async (_what, change, expected) => {
+    const { v1, v2 } = await releases(change);
+    const { applied } = upgrade("f0", v1, v2);
+    expect(changeLines(applied.stdout, "changed")).toContain(expected);
+  });
+
+  it("a changed vhid re-adds the VIP, after devd was restarted for the new notify block", async () => {
+    const { v1, v2 } = await releases((s) => s.replace("vhid: 1", "vhid: 7"));
+    const { host, applied } = upgrade("f0", v1, v2);
+    const changes = changeLines(applied.stdout, "changed");
+    const devd = changes.indexOf("restarted devd for the CARP notify block");
+    const vip = changes.indexOf("CARP VIP 192.168.1.138: vhid 1 changed to 7 (re-added)");
+    expect(devd).toBeGreaterThanOrEqual(0);
+    expect(vip).toBeGreaterThan(devd);
+    expect(host.sb.read("if/re0")).toMatch(/carp: \w+ vhid 7 /);
+  });
+
+  it("a member removed from the spec is decommissioned: its hosts line goes, nothing else was there", async () => {
+    const { v1, v2 } = await releases((s) => s.replace(/\nmembers:[\s\S]*$/, "\n"));
+    const f2 = new Host("f2");
+    const pristine = f2.state();
+    f2.deploy(v1);
+    f2.extract(join(v2, "retired/f2.tar.gz"));
+    const done = f2.run("usr/local/sbin/f3s-decommission");
+    expect(done.code, done.stderr).toBe(0);
+    expect(f2.state()).toEqual(pristine);
+    // Still retired in the next build, until it is back in the spec.
+    const secretsDir = privateSecrets("example");
+    const outDir = join(tempDir(), "out");
+    execFileSync("cp", ["-a", v2, outDir]);
+    await release(exampleSpec.replace(/\nmembers:[\s\S]*$/, "\n"), outDir, secretsDir);
+    expect(readdirSync(join(outDir, "retired"))).toEqual(["f2.tar.gz"]);
+    await release(exampleSpec, outDir, secretsDir);
+    expect(existsSync(join(outDir, "retired"))).toBe(false);
+  });
+
+  it("a renamed standby: the old node is decommissioned (VIP removed, services stopped), its data untouched", async () => {
+    const { v1, v2 } = await releases((s) => s.replace(/name: f1\b/, "name: f3"));
+    const f1 = new Host("f1");
+    f1.deploy(v1);
+    for (const s of ["stunnel", "nfsd", "mountd", "nfsuserd"]) f1.sb.set(`running/${s}`);
+    const datasets = listFiles(join(f1.sb.state, "zfs"));
+    const callsBefore = f1.sb.calls().length;
+    f1.extract(join(v2, "retired/f1.tar.gz"));
+    const done = f1.run("usr/local/sbin/f3s-decommission");
+    expect(done.code, done.stderr).toBe(0);
+    expect(changeLines(done.stdout, "changed")).toEqual(expect.arrayContaining([
+      "removed the CARP VIP 192.168.1.138 from re0", "stopped stunnel", "stopped nfsd", "stopped zrepl", "restarted devd without the CARP notify block",
+    ]));
+    expect(f1.sb.read("if/re0")).not.toContain("192.168.1.138");
+    expect(listFiles(join(f1.sb.state, "zfs"))).toEqual(datasets);
+    expect(f1.sb.calls().slice(callsBefore).filter((c) => /^zfs /.test(c))).toEqual([]);
+    expect(listFiles(f1.root).filter((f) => !f.startsWith("data/"))).toEqual(["etc/devd.conf", "etc/fstab", "etc/hosts"]);
+    rmSync(f1.root, { recursive: true, force: true });
+  });
+});
+
+describe.skipIf(!ready)("f3s-activate --check, --verify, --help", () => {
+  it("--check on a fresh host lists every change, changes nothing, exits 3", async () => {
+    const { v1 } = await releases((s) => s);
+    const host = new Host("r0");
+    host.extract(join(v1, "r0.tar.gz"));
+    const before = host.state();
+    const r = host.activate(["--check"]);
+    expect(r.code).toBe(3);
+    expect(changeLines(r.stdout, "would")).toContain("started data-nfs-k3svolumes.mount");
+    expect(host.state()).toEqual(before);
+    expect(host.sb.calls()).toEqual([]);
+  });
+
+  it("--verify lists files modified, missing or with another mode (exit 3), and passes an intact install", async () => {
+    const { v1 } = await releases((s) => s);
+    for (const name of ["f0", "r0"]) {
+      const host = new Host(name);
+      host.deploy(v1);
+      const ok = host.activate(["--verify"]);
+      expect(ok.code, ok.stdout).toBe(0);
+      expect(ok.stdout).toMatch(/all \d+ files are as installed/);
+    }
+    const host = new Host("f0");
+    host.deploy(v1);
+    writeFileSync(join(host.root, "etc/exports"), "edited by hand\n");
+    rmSync(join(host.root, "usr/local/bin/carp"));
+    execFileSync("chmod", ["0644", join(host.root, "etc/rc.conf.d/netif")]);
+    const r = host.activate(["--verify"]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toContain("modified: /etc/exports");
+    expect(r.stdout).toContain("missing: /usr/local/bin/carp");
+    expect(r.stdout).toContain("mode 644 instead of 600: /etc/rc.conf.d/netif");
+  });
+
+  it("--help prints the usage; an unknown argument is a usage error that changes nothing", async () => {
+    const { v1 } = await releases((s) => s);
+    for (const name of ["f0", "r0", "f2"]) {
+      const host = new Host(name);
+      host.extract(join(v1, `${name}.tar.gz`));
+      const help = host.activate(["--help"]);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: f3s-activate \[--check \| --verify \| --help\]/);
+      const before = host.state();
+      for (const args of [["--bogus"], ["--check", "--verify"], ["apply"]]) {
+        const r = host.activate(args);
+        expect(r.code, args.join(" ")).toBe(2);
+        expect(r.stderr).toMatch(/^Usage: f3s-activate/);
+      }
+      expect(host.state()).toEqual(before);
+      expect(host.sb.calls()).toEqual([]);
+    }
+  });
+});
+
+describe.skipIf(!ready)("storage boot files", () => {
+  it("a key stick in the spec gets a failok fstab line that replaces the hand-made one; without it a line lacking failok is warned about", async () => {
+    const withDevice = exampleSpec.replace(/( +)keyDirectory: \/keys.*\n/, (line, indent: string) => `${line}${indent}keyDevice: /dev/da0\n`);
+    expect(withDevice).toContain("keyDevice: /dev/da0");
+    const { v1, v2 } = await releases(() => withDevice);
+    const blogLine = "/dev/da0 /keys ufs rw 0 2\n";
+    const plain = new Host("f0");
+    writeFileSync(join(plain.root, "etc/fstab"), readFileSync(join(plain.root, "etc/fstab"), "utf8") + blogLine);
+    const warned = plain.deploy(v1);
+    expect(warned.stderr).toMatch(/\/etc\/fstab mounts \/keys without failok/);
+    plain.extract(join(v2, "f0.tar.gz"));
+    const r = plain.activate();
+    expect(r.stderr).not.toMatch(/without failok/);
+    const fstab = readFileSync(join(plain.root, "etc/fstab"), "utf8");
+    expect(fstab).not.toContain(blogLine);
+    expect(fstab).toContain("# BEGIN f3s-gen (managed by f3s-activate)\n/dev/da0\t/keys\tufs\tro,failok\t0\t0\n# END f3s-gen\n");
+    expect(fstab).toContain("/dev/gpt/swap0\tnone\tswap");
+  });
+
+  it("numeric NFSv4 owners: sysctl.conf.local gets its block once and the live values are set", async () => {
+    const { v1 } = await releases((s) => s);
+    const host = new Host("f1");
+    const r = host.deploy(v1);
+    expect(r.stdout).toContain("changed: vfs.nfs.enable_uidtostring=1");
+    expect(readFileSync(join(host.root, "etc/sysctl.conf.local"), "utf8")).toBe(
+      "# BEGIN f3s-gen (managed by f3s-activate)\n" + readFileSync(join(host.root, "usr/local/share/f3s/sysctl.conf"), "utf8") + "# END f3s-gen\n",
+    );
+    expect(host.sb.read("sysctl/vfs.nfsd.enable_stringtouid").trim()).toBe("1");
+  });
+
+  it("the standby sets readonly before the mountpoint (which mounts the dataset)", async () => {
+    const { v1 } = await releases((s) => s);
+    const host = new Host("f1");
+    host.deploy(v1);
+    const zfs = host.sb.calls().filter((c) => c.startsWith("zfs set") && c.endsWith("zdata/sink/f0/zdata/enc/nfsdata"));
+    expect(zfs.findIndex((c) => c.includes("readonly=on"))).toBeLessThan(zfs.findIndex((c) => c.includes("mountpoint=")));
+  });
+
+  it("a hand-over's raised advskew is left alone by activation until `carp master`", async () => {
+    const { v1 } = await releases((s) => s);
+    const host = new Host("f0");
+    host.deploy(v1);
+    host.becomeMaster();
+    mkdir(join(host.root, "var/run"));
+    const carp = host.sb.script(join(host.root, "usr/local/bin/carp"), { SETTLE_SECONDS: "0", HANDOVER_FILE: join(host.root, "var/run/f3s-carp-handover") });
+    host.sb.run("dash", carp, ["backup"]);
+    const r = host.activate();
+    expect(r.stdout).toContain("advskew is 254 for a hand-over (carp backup); carp master restores 0");
+    expect(host.sb.read("if/re0")).toMatch(/advskew 254/);
+  });
+});
