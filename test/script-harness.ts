@@ -18,6 +18,9 @@ export interface Result {
 export class Sandbox {
   readonly dir = tempDir("f3s-sandbox-");
   readonly state = join(this.dir, "state");
+  /** Directories searched before the stand-ins (real programs for one test), and more variables. */
+  readonly before: string[] = [];
+  readonly extraEnv: Record<string, string> = {};
 
   constructor() {
     mkdirSync(this.state, { recursive: true });
@@ -38,7 +41,7 @@ export class Sandbox {
   }
 
   env(): NodeJS.ProcessEnv {
-    return { PATH: `${stubsDir}:/usr/bin:/bin`, F3S_STUB_STATE: this.state, HOME: this.dir, LC_ALL: "C" };
+    return { PATH: [...this.before, stubsDir, "/usr/sbin", "/usr/bin", "/sbin", "/bin"].join(":"), F3S_STUB_STATE: this.state, HOME: this.dir, LC_ALL: "C", ...this.extraEnv };
   }
 
   run(shell: "dash" | "bash", script: string, args: string[] = []): Result {
