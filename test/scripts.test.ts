@@ -1,7 +1,7 @@
 // Behaviour of every generated script, run by the shell that runs it on the host (dash for
 // FreeBSD's sh, bash for the Linux clients) against stand-ins for the system commands.
 import { describe, expect, it, beforeAll } from "vitest";
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { buildCase, extract, hasTool, type Built } from "./support.js";
 import { Sandbox, carpInterface, plainInterface, mutating } from "./script-harness.js";
@@ -263,6 +263,32 @@ describe.skipIf(!ready)("check-nfs-mount.sh", () => {
     expect(journal).toMatch(/warning nfs-monitor: NFS mount \/data\/nfs\/k3svolumes is unhealthy/);
     expect(journal).toMatch(/info nfs-monitor: NFS mount \/data\/nfs\/k3svolumes fixed/);
     expect(journal).toMatch(/notice nfs-monitor: deleted stuck pod default\/db-0 \(Unknown\)/);
+  });
+
+  it("leaves a mount unit alone while systemd is still starting it (boot), and repairs it once it is up", () => {
+    const { sb, script, stale } = setup("r0", [["/data/nfs/k3svolumes", "data-nfs-k3svolumes.mount"]]);
+    sb.set("pods", pods);
+    sb.set("mounted/%data%nfs%k3svolumes", "");
+    stale("/data/nfs/k3svolumes");
+    sb.set("activating/data-nfs-k3svolumes.mount");
+    expect(sb.run("bash", script)).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(sb.calls()).toEqual([]);
+    sb.run("bash", script);
+    rmSync(join(sb.state, "activating/data-nfs-k3svolumes.mount"));
+    sb.run("bash", script);
+    expect(sb.calls().slice(0, 2)).toEqual(["umount -f /data/nfs/k3svolumes", "systemctl restart data-nfs-k3svolumes.mount"]);
+  });
+
+  it("judges health with statfs (stat -f), which the attribute cache cannot answer", () => {
+    const text = readFileSync(file("r0", "usr/local/bin/check-nfs-mount.sh"), "utf8");
+    expect(text).toMatch(/timeout 5s stat -f "\$1"/);
+    expect(text).not.toMatch(/stat -t/);
+  });
+
+  it("the monitor service is ordered after remote-fs.target and every mount unit", () => {
+    const unit = readFileSync(file("k8s-a", "etc/systemd/system/nfs-mount-monitor.service"), "utf8");
+    const after = /^After=(.*)$/m.exec(unit)![1]!.split(" ");
+    expect(after).toEqual(expect.arrayContaining(["remote-fs.target", "stunnel.service", "var-lib-k8s\\x2dvols.mount", "mnt-media.mount"]));
   });
 
   it("repairs each mount through its own (escaped) unit", () => {
