@@ -95,6 +95,17 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     expect(host.sb.has("active/mnt-media.mount")).toBe(false);
   });
 
+  it("redirectNfsPort turned off: the DNAT unit is stopped (its rule removed), disabled and deleted with its script", async () => {
+    const { v1, v2 } = await releases((s) => s.replace(/\n\s*redirectNfsPort: true.*/, ""));
+    const { host, applied } = upgrade("earth", v1, v2);
+    expect(changeLines(applied.stdout, "changed")).toEqual(expect.arrayContaining([
+      "stopped and disabled f3s-nfs-dnat.service",
+      "removed /etc/systemd/system/f3s-nfs-dnat.service (no longer in the spec)",
+      "removed /usr/local/sbin/f3s-nfs-dnat (no longer in the spec)",
+    ]));
+    expect(host.sb.calls()).toContain("systemctl disable --now f3s-nfs-dnat.service");
+  });
+
   it("failback disabled: the cron job and its script leave the primary", async () => {
     const { v1, v2 } = await releases((s) => s.replace("enabled: true", "enabled: false"));
     const { host, applied } = upgrade("f0", v1, v2);

@@ -4,7 +4,7 @@ import { describe, expect, it, beforeAll } from "vitest";
 import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { buildCase, extract, hasTool, type Built } from "./support.js";
-import { Sandbox, carpInterface, plainInterface, mutating } from "./script-harness.js";
+import { Sandbox, carpInterface, plainInterface, mutating, stubsDir } from "./script-harness.js";
 
 const ready = hasTool("dash", ["-c", "true"]) && hasTool("flock", ["--version"]);
 
@@ -132,6 +132,39 @@ describe.skipIf(!ready)("carpcontrol.sh", () => {
     expect(conf).toContain('action "/usr/local/bin/carpcontrol.sh $subsystem $type";');
     expect(conf).toContain('match "subsystem"\t"1@re0";');
     expect(readFileSync(file("stor-a", "usr/local/etc/devd/carp.conf"), "utf8")).toContain('"42@igb0\\.42"');
+  });
+});
+
+describe.skipIf(!ready)("rc.d/f3s_carp_sync (late in boot, with a stand-in rc.subr)", () => {
+  function boot(state: string) {
+    const sb = new Sandbox();
+    const root = roots.get("f0")!;
+    sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, state));
+    for (const s of ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel"]) sb.set(`running/${s}`);
+    const carp = sb.script(file("f0", "usr/local/bin/carp"));
+    const carpcontrol = sb.script(file("f0", "usr/local/bin/carpcontrol.sh"));
+    const script = sb.script(file("f0", "usr/local/etc/rc.d/f3s_carp_sync"), { RC_SUBR: join(stubsDir, "rc.subr"), CARP: carp, CARPCONTROL: carpcontrol });
+    sb.extraEnv.RC_ROOT = root;
+    const r = sb.run("dash", script, ["faststart"]);
+    expect(r.code, r.stderr).toBe(0);
+    return sb;
+  }
+
+  it("on a BACKUP stops the NFS services and stunnel that booting started", () => {
+    const sb = boot("BACKUP");
+    expect(sb.calls().filter((c) => c.endsWith(" stop"))).toEqual(["service stunnel stop", "service nfsd stop", "service mountd stop", "service nfsuserd stop"]);
+    expect(sb.read("syslog")).toMatch(/CARP boot is BACKUP/);
+  });
+
+  it("on the MASTER keeps them and restarts stunnel so it binds the VIP", () => {
+    const sb = boot("MASTER");
+    expect(sb.calls().filter((c) => !c.endsWith(" status") && c.startsWith("service"))).toEqual(["service stunnel restart"]);
+  });
+
+  it("does nothing while CARP is still INIT (devd acts on the first transition)", () => {
+    const sb = boot("INIT");
+    expect(sb.calls().filter((c) => c.startsWith("service"))).toEqual([]);
+    expect(sb.read("syslog")).toMatch(/CARP is INIT at boot/);
   });
 });
 
