@@ -116,7 +116,7 @@ describe("every host tarball", () => {
     expect(names("r0")).not.toContain("etc/systemd/system/f3s-nfs-dnat.service");
     expect(names("earth")).toContain("etc/systemd/system/f3s-nfs-dnat.service");
     expect(names("earth")).toContain("etc/systemd/system/data-nfs.mount");
-    expect(names("f2")).toEqual(["usr/local/sbin/f3s-activate", "usr/local/share/f3s/MANIFEST", "usr/local/share/f3s/hosts"]);
+    expect(names("f2")).toEqual(["usr/local/sbin/f3s-activate", "usr/local/sbin/f3s-status", "usr/local/share/f3s/MANIFEST", "usr/local/share/f3s/hosts"]);
     const keys = out.get("keys.tar.gz")!;
     expect(keys.map((e) => e.name)).toEqual(
       ["f0", "f1", "f2"].flatMap((h) => ["bhyve", "zdata"].map((k) => `${h}.lan.buetow.org:${k}.key`)),

@@ -34,6 +34,14 @@ export const artifacts: readonly Artifact[] = [
   { template: "storage/f3s-activate.sh.hbs", path: "usr/local/sbin/f3s-activate", mode: SCRIPT, roles: STORAGE },
   { template: "client/f3s-activate.bash.hbs", path: "usr/local/sbin/f3s-activate", mode: SCRIPT, roles: CLIENT },
   { template: "member/f3s-activate.sh.hbs", path: "usr/local/sbin/f3s-activate", mode: SCRIPT, roles: ["member"] },
+  // Health: f3s-status on every host, and its metrics for node_exporter's textfile collector
+  { template: "storage/f3s-status.sh.hbs", path: "usr/local/sbin/f3s-status", mode: SCRIPT, roles: STORAGE },
+  { template: "client/f3s-status.bash.hbs", path: "usr/local/sbin/f3s-status", mode: SCRIPT, roles: CLIENT },
+  { template: "member/f3s-status.sh.hbs", path: "usr/local/sbin/f3s-status", mode: SCRIPT, roles: ["member"] },
+  { template: "storage/cron.d/f3s-monitoring.hbs", path: "usr/local/etc/cron.d/f3s-monitoring", mode: PUBLIC, roles: STORAGE },
+  { template: "storage/f3s-canary.sh.hbs", path: "usr/local/sbin/f3s-canary", mode: SCRIPT, roles: STORAGE, when: (c) => c.storage!.isPrimary },
+  { template: "client/f3s-metrics.service.hbs", path: "etc/systemd/system/f3s-metrics.service", mode: PUBLIC, roles: CLIENT },
+  { template: "client/f3s-metrics.timer.hbs", path: "etc/systemd/system/f3s-metrics.timer", mode: PUBLIC, roles: CLIENT },
 
   // Storage nodes: rc.conf.d, one file per rc script that reads it
   // netif carries the CARP password.

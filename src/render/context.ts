@@ -13,6 +13,12 @@ export interface StorageView {
   /** Each encryption root with this node's key file for it. */
   roots: { dataset: string; keyFile: string }[];
   failback: boolean;
+  /** The NFS dataset as this node holds it (the received copy on the standby). */
+  nfsDataset: string;
+  /** Datasets whose keys must be loaded here (zfskeys_datasets as a list). */
+  keyDatasets: string[];
+  /** The replicated datasets as this node holds them, with their snapshot limit. */
+  snapshotDatasets: { dataset: string; limit: number }[];
 }
 
 export interface HostContext {
@@ -38,6 +44,7 @@ export function hostContext(model: Model, host: HostRef, secrets: Secrets): Host
     const peer = model.storageNodes.find((n) => n.name !== host.name)!;
     const isPrimary = node.role === "primary";
     const rootNames = model.encryption.roots.map((r) => r.dataset);
+    const keyDatasets = isPrimary ? rootNames : [...rootNames, model.replication.receivedNfsDataset];
     const allowed = [secrets.ca.certPem, ...model.clients.map((c) => secrets.clients.get(c.name)!.certPem)];
     return {
       ...base,
@@ -47,9 +54,12 @@ export function hostContext(model: Model, host: HostRef, secrets: Secrets): Host
         peer,
         isPrimary,
         isStandby: !isPrimary,
-        zfskeysDatasets: (isPrimary ? rootNames : [...rootNames, model.replication.receivedNfsDataset]).join(" "),
+        zfskeysDatasets: keyDatasets.join(" "),
         roots: model.encryption.roots.map((r) => ({ dataset: r.dataset, keyFile: `${model.encryption.keyDirectory}/${node.fqdn}:${r.key}.key` })),
         failback: isPrimary && model.failback.enabled,
+        nfsDataset: isPrimary ? model.nfs.dataset : model.replication.receivedNfsDataset,
+        keyDatasets,
+        snapshotDatasets: model.replication.jobs.map((j) => ({ dataset: isPrimary ? j.dataset : j.sinkPath, limit: j.snapshotLimit })),
       },
       tls: { ...base.tls, serverCert: secrets.server.certPem, serverKey: secrets.server.keyPem, allowedClients: allowed.map(trimPem).join("\n") + "\n" },
     };

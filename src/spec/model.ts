@@ -22,6 +22,8 @@ export interface ReplicationJob {
   dataset: string;
   interval: string;
   keep: number;
+  /** More snapshots than this on either side means pruning is held back (e.g. by not_replicated). */
+  snapshotLimit: number;
   /** Where the standby receives it: <sinkRoot>/<primary>/<dataset>. */
   sinkPath: string;
 }
@@ -124,6 +126,14 @@ export interface Model {
     nfsKeyFile: string;
   };
   failback: { enabled: boolean; logFile: string };
+  monitoring: {
+    storageTextfileDirectory: string;
+    clientTextfileDirectory: string;
+    /** Seconds of replication lag (or snapshot age) above which f3s-status says degraded. */
+    maxLagSeconds: number;
+    /** The file the primary writes the time into every minute; its age on the standby is the lag. */
+    canaryFile: string;
+  };
   clients: Client[];
   members: Member[];
   /** Every host that gets a tarball, sorted by name. */
@@ -132,6 +142,13 @@ export interface Model {
 }
 
 const within = (path: string, root: string) => path === root || path.startsWith(root + "/");
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/** zrepl's interval syntax (one number, one unit) in seconds. */
+export function seconds(interval: string): number {
+  return Number(interval.slice(0, -1)) * UNIT_SECONDS[interval.slice(-1)]!;
+}
 
 export function keyFileName(fqdn: string, key: string): string {
   return `${fqdn}:${key}.key`;
@@ -163,6 +180,7 @@ export function toModel(spec: Spec): Model {
     dataset: d.name,
     interval: d.interval,
     keep: d.keep,
+    snapshotLimit: 3 * d.keep,
     sinkPath: `${replication.sinkRoot}/${primary.name}/${d.name}`,
   }));
 
@@ -248,6 +266,14 @@ export function toModel(spec: Spec): Model {
       nfsKeyFile: `${encryption.keyDirectory}/${keyFileName(primary.fqdn, nfsRoot.key)}`,
     },
     failback: { enabled: spec.storage.failback?.enabled ?? true, logFile: "/var/log/carp-auto-failback.log" },
+    monitoring: {
+      storageTextfileDirectory: spec.monitoring?.storageTextfileDirectory ?? "/var/tmp/node_exporter",
+      clientTextfileDirectory: spec.monitoring?.clientTextfileDirectory ?? "/var/lib/node_exporter/textfile_collector",
+      maxLagSeconds: spec.monitoring?.maxReplicationLag
+        ? seconds(spec.monitoring.maxReplicationLag)
+        : Math.max(300, 10 * seconds(jobs.find((j) => j.dataset === nfs.dataset)?.interval ?? "1m")),
+      canaryFile: `${nfs.root}/nfs.LIVE_CHECK`,
+    },
     clients,
     members,
     hosts,

@@ -33,5 +33,6 @@ export interface Spec {
     redirectNfsPort?: boolean;
     kubernetesNodeName?: string;
   }[];
+  monitoring?: { storageTextfileDirectory?: string; clientTextfileDirectory?: string; maxReplicationLag?: string };
   members?: { name: string }[];
 }

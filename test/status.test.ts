@@ -1,0 +1,250 @@
+// f3s-status on every host type, for healthy, degraded and broken states, run under dash (storage,
+// member) or bash (client) against the stand-ins of test/stubs; its metrics checked by Prometheus'
+// own `promtool check metrics`; the canary and the repair record that feed it.
+import { describe, expect, it, beforeAll } from "vitest";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildCase, extract, hasTool, tempDir, type Built } from "./support.js";
+import { Sandbox, carpInterface } from "./script-harness.js";
+import { packageRoot } from "../src/paths.js";
+
+const ready = hasTool("dash", ["-c", "true"]);
+const promtool = hasTool("promtool", ["--version"]);
+
+let example: Built;
+beforeAll(async () => {
+  example = await buildCase("example");
+});
+
+const now = () => Math.floor(Date.now() / 1000);
+const snapshots = (dataset: string, count: number, newestAge: number) =>
+  Array.from({ length: count }, (_, i) => `${dataset}@zrepl_${i}\t${now() - newestAge - (count - 1 - i) * 60}`).join("\n") + "\n";
+
+interface Host {
+  sb: Sandbox;
+  root: string;
+  status(args?: string[]): { code: number; stdout: string; stderr: string };
+}
+
+function host(name: string): Host {
+  const sb = new Sandbox();
+  const root = extract(join(example.outDir, `${name}.tar.gz`));
+  const textfiles = join(sb.dir, "textfile");
+  const shell = readFileSync(join(root, "usr/local/sbin/f3s-status"), "utf8").startsWith("#!/bin/bash") ? "bash" : "dash";
+  const vars: Record<string, string> = { ROOT: root, TEXTFILE_DIR: textfiles };
+  if (name.startsWith("f") && name !== "f2") vars.CARP = sb.script(join(root, "usr/local/bin/carp"));
+  const script = sb.script(join(root, "usr/local/sbin/f3s-status"), vars);
+  return { sb, root, status: (args = []) => sb.run(shell, script, args) };
+}
+
+/** A storage node as it should be: `state` the CARP state, everything else in order. */
+function storage(name: "f0" | "f1", state: "MASTER" | "BACKUP"): Host {
+  const h = host(name);
+  h.sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, state));
+  const services = state === "MASTER" ? ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel", "zrepl"] : ["rpcbind", "zrepl"];
+  for (const s of services) h.sb.set(`running/${s}`);
+  h.sb.dataset("zdata/enc");
+  h.sb.dataset("zroot/bhyve");
+  const nfs = name === "f0" ? "zdata/enc/nfsdata" : "zdata/sink/f0/zdata/enc/nfsdata";
+  h.sb.dataset(nfs, { mounted: "yes", readonly: name === "f0" ? "off" : "on" });
+  h.sb.set(`zfs/${nfs.replace(/\//g, "%")}/snapshots`, snapshots(nfs, 10, 30));
+  const bhyve = name === "f0" ? "zroot/bhyve/fedora" : "zdata/sink/f0/zroot/bhyve/fedora";
+  h.sb.dataset(bhyve);
+  h.sb.set(`zfs/${bhyve.replace(/\//g, "%")}/snapshots`, snapshots(bhyve, 10, 300));
+  mkdirSync(join(h.root, "data/nfs"), { recursive: true });
+  writeFileSync(join(h.root, "data/nfs/nfs.LIVE_CHECK"), `${now() - (name === "f0" ? 20 : 70)}\n`);
+  return h;
+}
+
+function client(name: "r0" | "earth"): Host {
+  const h = host(name);
+  const mountpoint = name === "r0" ? "/data/nfs/k3svolumes" : "/data/nfs";
+  const unit = name === "r0" ? "data-nfs-k3svolumes.mount" : "data-nfs.mount";
+  for (const u of ["stunnel.service", unit, "nfs-mount-monitor.timer", "f3s-metrics.timer"]) h.sb.set(`active/${u}`);
+  h.sb.set(`mounted/${mountpoint.replace(/\//g, "%")}`);
+  return h;
+}
+
+const levels = (stdout: string) => JSON.parse(stdout).checks.map((c: { level: string; check: string }) => `${c.level} ${c.check}`);
+
+describe.skipIf(!ready)("f3s-status: storage nodes", () => {
+  it("a healthy primary (MASTER): exit 0, every check ok", () => {
+    const h = storage("f0", "MASTER");
+    const r = h.status();
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout.split("\n")[0]).toBe("f0 (storage, primary): healthy");
+    expect(r.stdout).toMatch(/ok +snapshots +zdata\/enc\/nfsdata: 10 snapshots, the newest 30s old/);
+    const json = JSON.parse(h.status(["--json"]).stdout);
+    expect(json).toMatchObject({ host: "f0", role: "storage, primary", status: "healthy" });
+    expect(json.checks.every((c: { level: string }) => c.level === "ok")).toBe(true);
+  });
+
+  it("a healthy standby (BACKUP) reports the replication lag from the canary", () => {
+    const h = storage("f1", "BACKUP");
+    const r = h.status();
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/ok +replication +the replica is 7\ds behind/);
+    expect(h.status(["--prometheus"]).stdout).toMatch(/^f3s_replication_lag_seconds 7\d$/m);
+  });
+
+  it.each([
+    ["the primary is BACKUP with failback blocked", (h: Host) => { h.sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, "BACKUP")); for (const s of ["nfsuserd", "mountd", "nfsd", "stunnel"]) h.sb.set(`running/${s}`, ""); writeFileSync(join(h.root, "data/nfs/nfs.NO_AUTO_FAILBACK"), ""); }, "degraded carp"],
+    ["snapshots pile up (standby away, not_replicated keeps them)", (h: Host) => h.sb.set("zfs/zdata%enc%nfsdata/snapshots", snapshots("zdata/enc/nfsdata", 31, 30)), "degraded snapshots"],
+    ["the canary is not being written", (h: Host) => writeFileSync(join(h.root, "data/nfs/nfs.LIVE_CHECK"), `${now() - 900}\n`), "degraded canary"],
+  ])("degraded (exit 1) when %s", (_what, spoil, expected) => {
+    const h = storage("f0", "MASTER");
+    spoil(h);
+    const r = h.status(["--json"]);
+    expect(r.code, r.stdout).toBe(1);
+    expect(levels(r.stdout)).toContain(expected);
+  });
+
+  it.each([
+    ["MASTER without nfsd", (h: Host) => spawnSync("rm", [join(h.sb.state, "running/nfsd")]), "broken services"],
+    ["an encryption key is not loaded", (h: Host) => h.sb.set("zfs/zroot%bhyve/keystatus", "unavailable\n"), "broken keys"],
+    ["the NFS dataset is not mounted", (h: Host) => h.sb.set("zfs/zdata%enc%nfsdata/mounted", "no\n"), "broken nfs"],
+    ["CARP has no VIP", (h: Host) => h.sb.set("if/re0", "re0: flags=8843<UP> mtu 1500\n"), "broken carp"],
+  ])("broken (exit 2) when %s", (_what, spoil, expected) => {
+    const h = storage("f0", "MASTER");
+    spoil(h);
+    const r = h.status(["--json"]);
+    expect(r.code, r.stdout).toBe(2);
+    expect(levels(r.stdout)).toContain(expected);
+  });
+
+  it("the standby: degraded when the replica lags or is writable, broken when it is not mounted", () => {
+    const lagging = storage("f1", "BACKUP");
+    writeFileSync(join(lagging.root, "data/nfs/nfs.LIVE_CHECK"), `${now() - 3600}\n`);
+    expect(lagging.status().code).toBe(1);
+    expect(lagging.status().stdout).toMatch(/DEGRADED +replication +the replica is 3\d{3}s behind \(more than 600s\)/);
+    const writable = storage("f1", "BACKUP");
+    writable.sb.set("zfs/zdata%sink%f0%zdata%enc%nfsdata/readonly", "off\n");
+    expect(levels(writable.status(["--json"]).stdout)).toContain("degraded nfs");
+    const unmounted = storage("f1", "BACKUP");
+    unmounted.sb.set("zfs/zdata%sink%f0%zdata%enc%nfsdata/mounted", "no\n");
+    expect(unmounted.status().code).toBe(2);
+  });
+});
+
+describe.skipIf(!ready)("f3s-status: clients and members", () => {
+  it("a healthy client; its repairs come from the monitor's record", () => {
+    const h = client("r0");
+    mkdirSync(join(h.root, "var/lib/f3s/repairs"), { recursive: true });
+    writeFileSync(join(h.root, "var/lib/f3s/repairs/data-nfs-k3svolumes.mount.count"), "3\n");
+    writeFileSync(join(h.root, "var/lib/f3s/repairs/data-nfs-k3svolumes.mount.last"), `${now() - 100}\n`);
+    const r = h.status();
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/ok +mount +\/data\/nfs\/k3svolumes answers \(3 repair\(s\), the last 10\ds ago\)/);
+    expect(h.status(["--prometheus"]).stdout).toMatch(/^f3s_mount_repairs_total\{mountpoint="\/data\/nfs\/k3svolumes"\} 3$/m);
+  });
+
+  it("degraded when the monitor does not run; broken when a mount is stale or the tunnel is down", () => {
+    const noMonitor = client("r0");
+    spawnSync("rm", [join(noMonitor.sb.state, "active/nfs-mount-monitor.timer")]);
+    expect(noMonitor.status().code).toBe(1);
+    const stale = client("r0");
+    stale.sb.set("stale/%data%nfs%k3svolumes");
+    const r = stale.status(["--json"]);
+    expect(r.code).toBe(2);
+    expect(levels(r.stdout)).toContain("broken mount");
+    const noTunnel = client("earth");
+    spawnSync("rm", [join(noTunnel.sb.state, "active/stunnel.service")]);
+    expect(levels(noTunnel.status(["--json"]).stdout)).toContain("broken tunnel");
+  });
+
+  it("a member: healthy with its hosts line, broken without", () => {
+    const h = host("f2");
+    mkdirSync(join(h.root, "etc"), { recursive: true });
+    writeFileSync(join(h.root, "etc/hosts"), "127.0.0.1 localhost\n");
+    expect(h.status().code).toBe(2);
+    writeFileSync(join(h.root, "etc/hosts"), "127.0.0.1 localhost\n" + readFileSync(join(h.root, "usr/local/share/f3s/hosts"), "utf8"));
+    expect(h.status().code).toBe(0);
+  });
+
+  it("--help exits 0; anything else is a usage error (64)", () => {
+    const h = client("r0");
+    expect(h.status(["--help"]).stdout).toMatch(/^Usage: f3s-status/);
+    expect(h.status(["--bogus"]).code).toBe(64);
+  });
+});
+
+describe.skipIf(!ready)("metrics for node_exporter's textfile collector", () => {
+  const cases: [string, () => Host][] = [
+    ["primary", () => storage("f0", "MASTER")],
+    ["standby", () => storage("f1", "BACKUP")],
+    ["broken primary", () => { const h = storage("f0", "MASTER"); h.sb.set("zfs/zroot%bhyve/keystatus", "unavailable\n"); return h; }],
+    ["client", () => client("r0")],
+    ["client with DNAT", () => client("earth")],
+    ["member", () => host("f2")],
+  ];
+
+  it.skipIf(!promtool).each(cases)("%s: promtool check metrics accepts them", (_name, make) => {
+    const metrics = make().status(["--prometheus"]).stdout;
+    expect(metrics).toMatch(/^# TYPE f3s_status gauge$/m);
+    const r = spawnSync("promtool", ["check", "metrics"], { input: metrics, encoding: "utf8" });
+    expect(r.status, r.stdout + r.stderr + metrics).toBe(0);
+    expect(r.stdout + r.stderr).toBe("");
+  });
+
+  it.skipIf(!promtool)("promtool would reject a broken exposition (the check can fail)", () => {
+    const r = spawnSync("promtool", ["check", "metrics"], { input: "f3s_mount_repairs gauge\nfoo{x=\"1\" 1\n", encoding: "utf8" });
+    expect(r.status).not.toBe(0);
+  });
+
+  it.skipIf(!promtool)("the README's alert rules (examples/f3s-alerts.yml) pass promtool check rules", () => {
+    const r = spawnSync("promtool", ["check", "rules", join(packageRoot, "examples/f3s-alerts.yml")], { encoding: "utf8" });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/SUCCESS: 9 rules found/);
+    const readme = readFileSync(join(packageRoot, "README.md"), "utf8");
+    expect(readme).toContain(readFileSync(join(packageRoot, "examples/f3s-alerts.yml"), "utf8").split("\n").find((l) => l.includes("F3sNotExactlyOneMaster"))!.trim());
+  });
+
+  it("--textfile writes f3s.prom atomically and prints nothing (cron would mail it)", () => {
+    const h = storage("f0", "MASTER");
+    const r = h.status(["--textfile"]);
+    expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
+    const dir = join(h.sb.dir, "textfile");
+    expect(readdirSync(dir)).toEqual(["f3s.prom"]);
+    expect(readFileSync(join(dir, "f3s.prom"), "utf8")).toMatch(/^f3s_carp_master 1$/m);
+  });
+
+  it("is scheduled: cron on the storage nodes (with the canary on the primary only), a timer on clients", () => {
+    const f0 = extract(join(example.outDir, "f0.tar.gz"));
+    const f1 = extract(join(example.outDir, "f1.tar.gz"));
+    expect(readFileSync(join(f0, "usr/local/etc/cron.d/f3s-monitoring"), "utf8")).toMatch(/^\* \* \* \* \* root \/usr\/local\/sbin\/f3s-canary/m);
+    expect(readFileSync(join(f1, "usr/local/etc/cron.d/f3s-monitoring"), "utf8")).not.toMatch(/f3s-canary/);
+    const r0 = extract(join(example.outDir, "r0.tar.gz"));
+    expect(readFileSync(join(r0, "etc/systemd/system/f3s-metrics.timer"), "utf8")).toMatch(/OnUnitActiveSec=30s/);
+    expect(readFileSync(join(r0, "usr/local/sbin/f3s-activate"), "utf8")).toMatch(/f3s-metrics\.timer/);
+  });
+});
+
+describe.skipIf(!ready)("the canary", () => {
+  it("is written only where the real dataset is mounted (its marker exists)", () => {
+    const sb = new Sandbox();
+    const root = extract(join(example.outDir, "f0.tar.gz"));
+    const canary = sb.script(join(root, "usr/local/sbin/f3s-canary"), { ROOT: root });
+    mkdirSync(join(root, "data/nfs"), { recursive: true });
+    expect(sb.run("dash", canary).code).toBe(0);
+    expect(readdirSync(join(root, "data/nfs"))).toEqual([]);
+    writeFileSync(join(root, "data/nfs/nfs.DO_NOT_REMOVE"), "");
+    sb.run("dash", canary);
+    const written = Number(readFileSync(join(root, "data/nfs/nfs.LIVE_CHECK"), "utf8"));
+    expect(Math.abs(written - now())).toBeLessThan(5);
+  });
+
+  it("the monitor records each repair for f3s-status", () => {
+    const sb = new Sandbox();
+    const root = extract(join(example.outDir, "r0.tar.gz"));
+    sb.set("mounted/%data%nfs%k3svolumes");
+    sb.set("units/data-nfs-k3svolumes.mount", "/data/nfs/k3svolumes");
+    sb.set("stale/%data%nfs%k3svolumes");
+    const repairs = tempDir();
+    const script = sb.script(join(root, "usr/local/bin/check-nfs-mount.sh"), { STATE_DIR: join(sb.dir, "monitor"), REPAIRS_DIR: repairs });
+    sb.run("bash", script);
+    sb.set("stale/%data%nfs%k3svolumes");
+    sb.run("bash", script);
+    expect(readFileSync(join(repairs, "data-nfs-k3svolumes.mount.count"), "utf8").trim()).toBe("2");
+  });
+});
