@@ -1,7 +1,7 @@
 // Arguments in, exit code out: the only module that prints or exits.
 // Exit codes: 0 success, 1 invalid input (spec or secrets), 2 usage error.
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { diagnosticToJson, formatDiagnostics } from "./diag/format.js";
 import { checkSpecFile } from "./spec/index.js";
@@ -67,7 +67,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(["--out", "--secrets", "--cat"]);
-const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V", "--all"]);
+const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V", "--all", "--debug"]);
 
 class UsageError extends Error {}
 
@@ -118,7 +118,49 @@ function specFile(name: string, io: Io): { path: string; name: string } {
   return { path, name };
 }
 
+/** What a failed system call means, in words, for the file it names. */
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: "no such file or directory",
+  ENOTDIR: "a part of the path is not a directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOSPC: "no space left on the device",
+  EDQUOT: "disk quota exceeded",
+  EROFS: "read-only file system",
+  ENAMETOOLONG: "file name too long",
+  EEXIST: "already exists",
+  EISDIR: "is a directory",
+  EMFILE: "too many open files",
+  EIO: "input/output error",
+};
+
+/**
+ * Whatever happens, one line that names the operation and the file, exit 1, and (with --json)
+ * JSON on stdout; the stack only with --debug or F3S_DEBUG=1.
+ */
+function unexpected(e: unknown, argv: string[], io: Io): number {
+  const err = e as NodeJS.ErrnoException & { dest?: string };
+  const what = argv.filter((a) => !a.startsWith("-")).slice(0, argv[0] === "pki" ? 2 : 1).join(" ") || "f3s-gen";
+  const message =
+    err?.code && ERRNO_TEXT[err.code]
+      ? `${ERRNO_TEXT[err.code]}${err.path ? `: ${err.path}` : ""}${err.dest ? ` -> ${err.dest}` : ""}`
+      : String(err?.message ?? e).split("\n")[0];
+  if (argv.includes("--json")) io.stdout(JSON.stringify({ ok: false, error: { operation: what, code: err?.code ?? "internal", message } }, null, 2) + "\n");
+  io.stderr(`f3s-gen: ${what} failed: ${message}\n`);
+  if (argv.includes("--debug") || io.env.F3S_DEBUG === "1") io.stderr(`${err?.stack ?? e}\n`);
+  else if (!(err?.code && ERRNO_TEXT[err.code])) io.stderr("This is a bug in f3s-gen; run it again with --debug and report what it prints.\n");
+  return EXIT.invalid;
+}
+
 export async function runMain(argv: string[], io: Io): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (e) {
+    return unexpected(e, argv, io);
+  }
+}
+
+async function dispatch(argv: string[], io: Io): Promise<number> {
   let p: Parsed;
   try {
     p = parse(argv);
@@ -155,6 +197,10 @@ export async function runMain(argv: string[], io: Io): Promise<number> {
           io.stderr(`f3s-gen: ${target} exists; not overwriting it\n`);
           return EXIT.invalid;
         }
+        if (!existsSync(dirname(target))) {
+          io.stderr(`f3s-gen: cannot write ${target}: the directory ${dirname(target)} does not exist\n`);
+          return EXIT.invalid;
+        }
         copyFileSync(join(examplesDir, "f3s.example.yaml"), target);
         if (!quiet) io.stdout(`wrote ${target}: edit it, then run f3s-gen build ${p.positional[0] ?? "f3s.yaml"}\n`);
         return EXIT.ok;
@@ -170,6 +216,7 @@ export async function runMain(argv: string[], io: Io): Promise<number> {
     }
   } catch (e) {
     if (e instanceof UsageError) {
+      if (argv.includes("--json")) io.stdout(JSON.stringify({ ok: false, error: { code: "usage", message: e.message } }, null, 2) + "\n");
       io.stderr(`f3s-gen: ${e.message}\nRun f3s-gen --help for usage.\n`);
       return EXIT.usage;
     }
@@ -192,6 +239,7 @@ async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; s
     result = await build({ specPath: spec.path, specName: spec.name, outDir, secretsDir, now: io.now(), onProgress: progress });
   } catch (e) {
     if (e instanceof OutputError) {
+      if (o.json) io.stdout(JSON.stringify({ ok: false, error: { code: "output", message: e.message } }, null, 2) + "\n");
       io.stderr(`f3s-gen: ${e.message}\n`);
       return EXIT.invalid;
     }
@@ -299,7 +347,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
   else if (!o.quiet) {
     const hosts = targets.map((t) => (t.kind === "server" ? model.storageNodes.map((n) => n.name).join(", ") : t.name));
-    io.stdout(r.changes.join("\n") + `\nnow rebuild and deploy the storage nodes and ${[...new Set(hosts)].join(", ")}; f3s-activate reloads stunnel\n`);
+    io.stdout(r.changes.join("\n") + `\nnow rebuild and deploy the storage nodes and ${[...new Set(hosts)].join(", ")}; f3s-activate restarts stunnel on the storage nodes\n`);
   }
   return EXIT.ok;
 }

@@ -1,5 +1,7 @@
 // The schema and the semantic checks: every rule fires with its pointer, its location and a hint,
 // and the example (the spec contract) is accepted unchanged.
+import { spawnSync } from "node:child_process";
+import { hasTool } from "./support.js";
 import { describe, expect, it } from "vitest";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
@@ -70,9 +72,16 @@ describe("systemd-escape --path", () => {
     ["/data/nfs/k3svolumes", "data-nfs-k3svolumes"],
     ["/data/nfs/k3s-volumes", "data-nfs-k3s\\x2dvolumes"],
     ["/", "-"],
-    ["/srv/.hidden", "srv-\\x2ehidden"],
+    ["/srv/.hidden", "srv-.hidden"],
+    ["/.hidden/x", "\\x2ehidden-x"],
     ["/a_b/c.d", "a_b-c.d"],
   ])("%s -> %s", (path, unit) => expect(systemdEscapePath(path)).toBe(unit));
+
+  it.skipIf(!hasTool("systemd-escape"))("agrees with systemd's own systemd-escape --path", () => {
+    const paths = ["/data/nfs", "/data/.nfs", "/.x/.y", "/a b/c-d", "/var/lib/k8s-vols", "/mnt/ä", "/x/y.z/_w:1", "/srv//a/", "/a\\b"];
+    const real = spawnSync("systemd-escape", ["--path", ...paths], { encoding: "utf8" }).stdout.trim().split(/\s+/);
+    expect(paths.map(systemdEscapePath)).toEqual(real);
+  });
 });
 
 interface Case {

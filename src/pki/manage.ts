@@ -46,6 +46,15 @@ export function pkiStatus(dir: string, now: Date): { certs: CertStatus[]; retire
   const index = readIndex(dir);
   const certs = [status("CA", "ca", join(dir, paths.caCert), now), status("server", "server", join(dir, paths.serverCert), now)];
   const clients = existsSync(join(dir, "clients")) ? readdirSync(join(dir, "clients")).filter((f) => f.endsWith("-cert.pem")).sort() : [];
+  // A client the index says was issued but whose certificate is gone is an error, not a silence.
+  for (const name of index.clients) {
+    if (!clients.includes(`${name}-cert.pem`)) {
+      throw new SecretsError({
+        ...error("secrets.missing", "", `index.json records client ${name}, but ${paths.clientCert(name)} is missing`, `restore it from your backup, or issue a new pair: f3s-gen pki renew <spec> ${name}`),
+        location: { file: join(dir, paths.clientCert(name)), line: 1, col: 1 },
+      });
+    }
+  }
   for (const f of clients) certs.push(status(f.slice(0, -"-cert.pem".length), "client", join(dir, "clients", f), now));
   return { certs, retired: index.retired };
 }
@@ -64,7 +73,7 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
       if (t.kind === "client" && !model.clients.some((c) => c.name === t.name)) {
         throw new SecretsError(error("pki.unknown-client", "", `${t.name} is not a client in the spec`, `clients are: ${model.clients.map((c) => c.name).join(", ")}; a client removed from the spec is already refused`));
       }
-      if (t.kind === "client" && !existsSync(join(dir, paths.clientCert(t.name)))) {
+      if (t.kind === "client" && !existsSync(join(dir, paths.clientCert(t.name))) && !index.clients.includes(t.name)) {
         throw new SecretsError(error("pki.not-issued", "", `${t.name} has no certificate yet`, "run a build: it issues one"));
       }
     }
@@ -76,11 +85,13 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
       const profile = t.kind === "server" ? serverProfile(model) : clientProfile(model, t.name);
       // Issued before the old pair moves aside, so a failure cannot leave the name without one.
       const cert = await issueLeaf(keys[i]!, profile, ca.pair, issueOpts);
-      const record = retire(dir, name, reason, now);
-      index.retired.push(record);
+      // A pair whose files are lost (the index still records it) is simply issued again.
+      const certFile = t.kind === "server" ? paths.serverCert : paths.clientCert(t.name);
+      if (existsSync(join(dir, certFile))) index.retired.push(retire(dir, name, reason, now));
       writeSecretFile(dir, t.kind === "server" ? paths.serverKey : paths.clientKey(t.name), keys[i]!.privatePem);
       writeSecretFile(dir, t.kind === "server" ? paths.serverCert : paths.clientCert(t.name), cert);
-      changes.push(`${reason} ${name}: old certificate ${record.serial} moved to retired/, new key and certificate issued`);
+      const record = index.retired.at(-1);
+      changes.push(record?.name === name && record.at === now.toISOString() ? `${reason} ${name}: old certificate ${record.serial} moved to retired/, new key and certificate issued` : `${reason} ${name}: its files were missing; new key and certificate issued`);
     }
     writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
     return { changes, diagnostics: [] };

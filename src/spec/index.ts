@@ -21,7 +21,10 @@ export function checkLoaded(loaded: LoadedSpec): CheckedSpec {
     const schemaErrors = checkSchema(loaded.data);
     diagnostics.push(...schemaErrors);
     // The schema checks the top-level shape first: semantic checks need at least a mapping.
-    if (isObject(loaded.data)) diagnostics.push(...checkSemantics(loaded.data as unknown as Spec, schemaErrors.map((d) => d.pointer)));
+    // A misspelt key's error also stands for the missing key it suggests (the "missing" error is
+    // folded into it): both places failed the schema, and no semantic check may read either.
+    const failed = schemaErrors.flatMap((d) => (d.suggestion ? [d.pointer, d.suggestion] : [d.pointer]));
+    if (isObject(loaded.data)) diagnostics.push(...checkSemantics(loaded.data as unknown as Spec, failed));
   }
   diagnostics = sortDiagnostics(locate(loaded.sourceMap, diagnostics));
   const model = hasErrors(diagnostics) ? undefined : toModel(loaded.data as Spec);

@@ -2,6 +2,7 @@
 // accepted, so every field has its declared type. Returns diagnostics; never throws.
 import { error, warning, pointerOf, showValue, type Diagnostic } from "../diag/diagnostic.js";
 import { ipv4ToInt, subnetOf, intToIpv4 } from "./net.js";
+import { systemdEscapePath } from "./systemd-escape.js";
 import type { Spec } from "./types.js";
 
 const within = (path: string, root: string) => path === root || path.startsWith(root + "/");
@@ -12,6 +13,18 @@ const RESERVED_PORTS: Record<number, string> = { 111: "rpcbind", 2049: "nfsd" };
 /** Passwords that appear in tutorials; a CARP group using one can be joined by anyone who read them. */
 const WELL_KNOWN_PASSWORDS = new Set(["testpass", "password", "changeme", "secret", "carp", "carppass", "admin", "pass"]);
 
+/** Mountpoints a network mount must never cover: the system itself lives there. */
+const SYSTEM_DIRS = ["/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys", "/usr", "/var", "/var/lib", "/var/log", "/tmp"];
+const SYSTEM_TREES = ["/boot", "/dev", "/proc", "/run", "/sys", "/etc"];
+
+/** Limits of the names f3s-gen derives (bytes): file names, ZFS dataset names, interface names, FQDNs. */
+const NAME_MAX = 255;
+const ZFS_NAME_MAX = 255;
+const IFNAME_MAX = 15;
+const FQDN_MAX = 253;
+/** Secrets are written as <name>.tmp-<pid> first: keep room for that suffix. */
+const TEMP_SUFFIX = ".tmp-4194304".length;
+
 /** Each group of checks with the parts of the spec it reads. */
 const GROUPS: [(spec: Spec, out: Diagnostic[]) => void, string[]][] = [
   [checkHostNames, ["/domain", "/storage/vip", "/storage/nodes", "/clients", "/members"]],
@@ -20,6 +33,7 @@ const GROUPS: [(spec: Spec, out: Diagnostic[]) => void, string[]][] = [
   [checkReplication, ["/storage/replication", "/storage/nodes"]],
   [checkEncryption, ["/storage/encryption", "/storage/replication", "/storage/nfs"]],
   [checkClients, ["/clients", "/storage/nfs"]],
+  [checkDerivedNames, ["/domain", "/storage", "/clients", "/members"]],
 ];
 
 const touches = (a: string, b: string) => a === b || a.startsWith(b + "/") || b.startsWith(a + "/") || a === "" || b === "";
@@ -51,7 +65,9 @@ function checkHostNames(spec: Spec, out: Diagnostic[]) {
   (spec.members ?? []).forEach((m, i) => note(m.name, `/members/${i}/name`));
   const fqdn = `${spec.storage.vip.hostname}.${spec.domain}`;
   (spec.storage.vip.aliases ?? []).forEach((alias, i) => {
-    if (alias === spec.storage.vip.hostname || alias === fqdn) {
+    if (/^localhost(\.|$)/i.test(alias)) {
+      out.push(error("alias-localhost", `/storage/vip/aliases/${i}`, `alias ${showValue(alias)} would make localhost resolve to the VIP`, "remove it: every program on the host expects localhost to be the loopback address"));
+    } else if (alias === spec.storage.vip.hostname || alias === fqdn) {
       out.push(error("duplicate-alias", `/storage/vip/aliases/${i}`, `alias ${showValue(alias)} repeats the VIP's own name`, "remove it: the hostname and <hostname>.<domain> are always listed"));
     } else if (seen.has(alias) && alias !== spec.storage.vip.hostname) {
       out.push(error("duplicate-name", `/storage/vip/aliases/${i}`, `alias ${showValue(alias)} is the name of a host (${seen.get(alias)})`, "a VIP alias must not shadow a host name in /etc/hosts"));
@@ -77,6 +93,9 @@ function checkNodes(spec: Spec, out: Diagnostic[]) {
   }
   const vipInt = ipv4ToInt(vip.address);
   nodes.forEach((n, i) => {
+    if (n.replicationAddress === vip.address) {
+      out.push(error("replication-on-vip", `/storage/nodes/${i}/replicationAddress`, `the replication address of ${n.name} is the VIP ${vip.address}`, "zrepl needs each node's own address (it moves with the VIP otherwise): use the node's fixed, e.g. WireGuard, address"));
+    }
     const subnet = subnetOf(n.address);
     const nodeIp = n.address.split("/")[0]!;
     if (subnet.prefix > 30) {
@@ -202,6 +221,14 @@ function checkClients(spec: Spec, out: Diagnostic[]) {
       if (!within(m.export, root)) {
         out.push(error("export-outside-root", `${at}/export`, `export ${showValue(m.export)} is not under the NFS root ${showValue(root)}`, `NFSv4 serves only paths under the V4: root; write ${root} or a path below it`));
       }
+      const mp = m.mountpoint.replace(/\/+$/, "") || "/";
+      if (SYSTEM_DIRS.includes(mp) || SYSTEM_TREES.some((t) => t !== "/" && mp.startsWith(t + "/"))) {
+        out.push(error("mountpoint-system", `${at}/mountpoint`, `mountpoint ${showValue(m.mountpoint)} would cover a system directory`, "mount NFS on a directory of its own, e.g. /data/nfs or /mnt/<name>"));
+      }
+      const unit = systemdEscapePath(m.mountpoint) + ".mount";
+      if (Buffer.byteLength(unit) > NAME_MAX) {
+        out.push(error("name-too-long", `${at}/mountpoint`, `mountpoint ${showValue(m.mountpoint)} gives a systemd unit name of ${Buffer.byteLength(unit)} bytes`, `unit file names are limited to ${NAME_MAX} bytes: use a shorter path (every character other than letters, digits, ":", "_" and "." takes four)`));
+      }
       if (mountpoints.has(m.mountpoint)) {
         out.push(error("duplicate-mountpoint", `${at}/mountpoint`, `mountpoint ${showValue(m.mountpoint)} is used twice on ${c.name}`, "give each mount of a client its own mountpoint"));
       } else mountpoints.set(m.mountpoint, mi);
@@ -210,6 +237,8 @@ function checkClients(spec: Spec, out: Diagnostic[]) {
         const name = o.split("=")[0]!;
         if (name === "port" || name === "_netdev") {
           out.push(error("mount-option", `${at}/options/${oi}`, `option ${showValue(o)} is set by f3s-gen`, `remove it: port=<tlsPort> and _netdev are always added`));
+        } else if ((name === "vers" || name === "nfsvers") && !/^4(\.[0-2])?$/.test(o.slice(name.length + 1))) {
+          out.push(error("mount-option", `${at}/options/${oi}`, `option ${showValue(o)} asks for NFS before version 4, but the mounts are NFSv4 (Type=nfs4) through the tunnel`, "remove it, or ask for vers=4.2 (or 4.1)"));
         }
       });
       if (opts.includes("soft") && opts.includes("hard")) {
@@ -220,6 +249,42 @@ function checkClients(spec: Spec, out: Diagnostic[]) {
     });
     if (c.kubernetesNodeName !== undefined && !c.restartStuckPods) {
       out.push(warning("unused-key", `/clients/${ci}/kubernetesNodeName`, "kubernetesNodeName is only used with restartStuckPods: true", "remove it or set restartStuckPods: true"));
+    }
+  });
+}
+
+/** Names f3s-gen derives from the spec must fit the limits of the systems that use them. */
+function checkDerivedNames(spec: Spec, out: Diagnostic[]) {
+  const { storage, domain } = spec;
+  if (storage.interface.length > IFNAME_MAX) {
+    out.push(error("name-too-long", "/storage/interface", `interface name ${showValue(storage.interface)} has ${storage.interface.length} characters`, `FreeBSD interface names have at most ${IFNAME_MAX} characters (IFNAMSIZ)`));
+  }
+  const hosts: [string, string][] = [
+    [storage.vip.hostname, "/storage/vip/hostname"],
+    ...storage.nodes.map((n, i) => [n.name, `/storage/nodes/${i}/name`] as [string, string]),
+    ...spec.clients.map((c, i) => [c.name, `/clients/${i}/name`] as [string, string]),
+    ...(spec.members ?? []).map((m, i) => [m.name, `/members/${i}/name`] as [string, string]),
+  ];
+  for (const [name, pointer] of hosts) {
+    const fqdn = `${name}.${domain}`;
+    if (fqdn.length > FQDN_MAX) {
+      out.push(error("name-too-long", pointer, `${showValue(name)}.<domain> has ${fqdn.length} characters`, `a fully qualified name has at most ${FQDN_MAX}: shorten the name or the domain`));
+    }
+  }
+  // Key files are <fqdn>:<key>.key in one directory (and written under a temporary name first).
+  const freebsd = [...storage.nodes.map((n) => n.name), ...(spec.members ?? []).map((m) => m.name)];
+  const longest = freebsd.reduce((a, b) => (b.length > a.length ? b : a), "");
+  storage.encryption.roots.forEach((r, i) => {
+    const file = `${longest}.${domain}:${r.key}.key`;
+    if (Buffer.byteLength(file) + TEMP_SUFFIX > NAME_MAX) {
+      out.push(error("name-too-long", `/storage/encryption/roots/${i}/key`, `the key file name ${showValue(file)} has ${Buffer.byteLength(file)} bytes`, `file names are limited to ${NAME_MAX} bytes (f3s-gen needs ${TEMP_SUFFIX} more for a temporary name): shorten the key name, the host names or the domain`));
+    }
+  });
+  const primary = storage.nodes.find((n) => n.role === "primary")?.name ?? "";
+  storage.replication.datasets.forEach((d, i) => {
+    const received = `${storage.replication.sinkRoot}/${primary}/${d.name}`;
+    if (received.length > ZFS_NAME_MAX) {
+      out.push(error("name-too-long", `/storage/replication/datasets/${i}/name`, `the standby receives it as ${showValue(received)}, ${received.length} characters`, `ZFS dataset names have at most ${ZFS_NAME_MAX}: shorten sinkRoot, the primary's name or the dataset`));
     }
   });
 }
