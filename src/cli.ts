@@ -1,12 +1,12 @@
 // Arguments in, exit code out: the only module that prints or exits.
 // Exit codes: 0 success, 1 invalid input (spec or secrets), 2 usage error.
-import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { diagnosticToJson, formatDiagnostics } from "./diag/format.js";
 import { checkSpecFile } from "./spec/index.js";
 import { build, plan } from "./pipeline.js";
-import { examplesDir, packageRoot } from "./paths.js";
+import { examplesDir, packageRoot, schemaPath } from "./paths.js";
 import { OutputError } from "./pack/output.js";
 import type { ReissueTarget } from "./pki/manage.js";
 // diff, show and pki are loaded by their commands only: a build should not pay for them.
@@ -29,7 +29,7 @@ Usage:
                               what a rebuild would change against out/; exit 0 none, 3 changes
   f3s-gen show <host> [--out DIR] [--cat PATH] [--json]
                               the files of out/<host>.tar.gz (mode, size, sha256), or one file
-  f3s-gen init [PATH]         write the example spec to PATH (default: f3s.yaml)
+  f3s-gen init [PATH]         write a spec to start from to PATH (default: f3s.yaml)
   f3s-gen pki status [--secrets DIR] [--json]
                               every certificate: host, CN, expiry, days left, SHA-256
   f3s-gen pki renew <spec> (NAME... | server | --all) [--secrets DIR]
@@ -201,8 +201,9 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
           io.stderr(`f3s-gen: cannot write ${target}: the directory ${dirname(target)} does not exist\n`);
           return EXIT.invalid;
         }
-        copyFileSync(join(examplesDir, "f3s.example.yaml"), target);
-        if (!quiet) io.stdout(`wrote ${target}: edit it, then run f3s-gen build ${p.positional[0] ?? "f3s.yaml"}\n`);
+        const { initialSpec } = await import("./init.js");
+        writeFileSync(target, initialSpec(readFileSync(join(examplesDir, "f3s.example.yaml"), "utf8"), schemaPath), { mode: 0o600 });
+        if (!quiet) io.stdout(`wrote ${target} (mode 0600: it holds a generated CARP password): put your cluster's names and addresses in, then run f3s-gen build ${p.positional[0] ?? "f3s.yaml"}\n`);
         return EXIT.ok;
       }
       case "pki":

@@ -61,7 +61,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   if (!checked.model) return { checked, diagnostics, secretChanges: [] };
   checkSeparate(opts.outDir, opts.secretsDir);
   checkOutputDir(opts.outDir);
-  const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress });
+  const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress, specName: opts.specName ?? opts.specPath });
   diagnostics.push(...opened.diagnostics);
   if (!opened.secrets || hasErrors(opened.diagnostics)) return { checked, diagnostics, secretChanges: opened.changes };
   // Key generation, rendering and packing all happen in memory; only then are new secrets
@@ -102,7 +102,7 @@ export async function plan(opts: Omit<BuildOptions, "outDir" | "beforeSwap">): P
   const checked = checkSpecFile(opts.specPath, opts.specName);
   const diagnostics = [...checked.diagnostics];
   if (!checked.model) return { checked, diagnostics, secretChanges: [] };
-  const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress });
+  const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress, specName: opts.specName ?? opts.specPath });
   diagnostics.push(...opened.diagnostics);
   if (!opened.secrets || hasErrors(opened.diagnostics)) return { checked, diagnostics, secretChanges: opened.changes };
   const hosts = new Map<string, { path: string; mode: number; content: Buffer }[]>();

@@ -1,6 +1,6 @@
 // The command line: exit codes, what is written (and not), --json, help and version.
 import { describe, expect, it } from "vitest";
-import { existsSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, writeFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { runMain, EXIT, type Io } from "../src/cli.js";
 import { packageRoot } from "../src/paths.js";
@@ -75,10 +75,24 @@ describe("f3s-gen", () => {
     expect(Object.keys(JSON.parse(r.stdout).diagnostics[0])).toEqual(["severity", "code", "file", "line", "column", "pointer", "message", "hint"]);
   });
 
-  it("init writes the example and never overwrites", async () => {
+  it("init writes a spec for users (schema line, own password, no team notes) that builds clean, and never overwrites", async () => {
     const cwd = tempDir();
     expect((await run(["init", "mine.yaml"], cwd)).code).toBe(EXIT.ok);
-    expect(readFileSync(join(cwd, "mine.yaml"), "utf8")).toBe(readFileSync(exampleSpec, "utf8"));
+    const text = readFileSync(join(cwd, "mine.yaml"), "utf8");
+    expect(text.split("\n")[0]).toBe(`# yaml-language-server: $schema=${join(packageRoot, "schema/f3s.schema.json")}`);
+    expect(text).not.toMatch(/For the team|CONTRACT|testpass|lan\.buetow\.org/);
+    expect(text).toMatch(/^domain: home\.arpa/m);
+    expect(statSync(join(cwd, "mine.yaml")).mode & 0o777).toBe(0o600);
+    // The example's body, key for key: only the header, domain and password differ.
+    const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("#") && !/^domain:|password:/.test(l)).join("\n");
+    expect(strip(text)).toBe(strip(readFileSync(exampleSpec, "utf8")));
+    // Two inits never share a password.
+    await run(["init", "yours.yaml"], cwd);
+    const password = (t: string) => /password: (\S+)/.exec(t)![1];
+    expect(password(readFileSync(join(cwd, "yours.yaml"), "utf8"))).not.toBe(password(text));
+    const built = await run(["build", "mine.yaml", "--json"], cwd);
+    expect(built.code, built.stderr).toBe(EXIT.ok);
+    expect(JSON.parse(built.stdout).diagnostics).toEqual([]);
     expect((await run(["init", "mine.yaml"], cwd)).code).toBe(EXIT.invalid);
   });
 
@@ -125,6 +139,25 @@ describe("f3s-gen", () => {
     await runMain(["validate", exampleSpec], noColor.io);
     expect(noColor.out()).not.toContain("\x1b[");
   });
+});
+
+describe("the README, as a new user follows it", () => {
+  it("builds the example with the quickstart's own command, then the user's own cluster in the same directory, without an error", async () => {
+    const readme = readFileSync(join(packageRoot, "README.md"), "utf8");
+    const quickstart = /^npm ci && npx f3s-gen (build .*)$/m.exec(readme)![1]!.split(" ");
+    const own = [...readme.matchAll(/^npx f3s-gen ((?:init|validate|build) my-cluster\.yaml)/gm)].map((m) => m[1]!.split(" "));
+    expect(own.map((a) => a[0])).toEqual(["init", "validate", "build"]);
+    const cwd = tempDir();
+    cpSync(join(packageRoot, "examples"), join(cwd, "examples"), { recursive: true });
+    const first = await run(quickstart, cwd);
+    expect(first.code, first.stderr).toBe(EXIT.ok);
+    for (const args of own) {
+      const r = await run(args, cwd);
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(EXIT.ok);
+      expect(r.stderr, args.join(" ")).toBe("");
+    }
+    expect(readdirSync(join(cwd, "out")).filter((n) => n.endsWith(".tar.gz")).length).toBeGreaterThan(3);
+  }, 60_000);
 });
 
 /** 1-based line of the first line containing `text` (the example's comments may change). */

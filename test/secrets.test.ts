@@ -115,7 +115,7 @@ describe("the secrets directory", () => {
     const dir = privateSecrets("example");
     const r = await openAndCommit(dir, model(spec.replace("hostname: f3s-storage-ha ", "hostname: other-vip ")));
     expect(r.diagnostics[0]!.message).toMatch(/server certificate names/);
-    expect(r.diagnostics[0]!.hint).toContain("pki renew server");
+    expect(r.diagnostics[0]!.hint).toMatch(/pki renew \S+ server --secrets /);
   });
 
   it("warns when a certificate expires within 30 days", async () => {

@@ -32,6 +32,8 @@ export interface RetiredCert {
 /** index.json: what has been issued, so that a missing file is told apart from a new client. */
 export interface SecretsIndex {
   format: 1;
+  /** The cluster these secrets belong to (absent in directories made before it was recorded). */
+  cluster?: { domain: string; ca: string };
   clients: string[];
   zfsKeys: string[];
   retired: RetiredCert[];
@@ -39,6 +41,8 @@ export interface SecretsIndex {
 
 export interface OpenOptions {
   now: Date;
+  /** The spec as the user named it, for hints with commands that run as written. */
+  specName?: string;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -189,6 +193,7 @@ export async function openSecrets(dir: string, model: Model, opts: OpenOptions):
     return await reuseSecrets(dir, model, opts);
   } catch (e) {
     if (e instanceof SecretsError) return { diagnostics: [e.diagnostic], changes: [], commit: nothingToCommit };
+    if (e instanceof CollectedErrors) return { diagnostics: e.diagnostics, changes: [], commit: nothingToCommit };
     throw e;
   }
 }
@@ -218,7 +223,7 @@ async function createSecrets(dir: string, model: Model, opts: OpenOptions): Prom
         writeSecretFile(tmp, paths.clientCert(name), pair.certPem);
       }
       for (const [name, key] of zfsKeys) writeSecretFile(tmp, paths.zfsKey(name), key);
-      const index: SecretsIndex = { format: 1, clients: [...clients.keys()].sort(), zfsKeys: [...zfsKeys.keys()].sort(), retired: [] };
+      const index: SecretsIndex = { format: 1, cluster: clusterOf(model), clients: [...clients.keys()].sort(), zfsKeys: [...zfsKeys.keys()].sort(), retired: [] };
       writeSecretFile(tmp, paths.index, JSON.stringify(index, null, 2) + "\n");
       mkdirSync(dirname(dir), { recursive: true });
       renameSync(tmp, dir);
@@ -230,22 +235,60 @@ async function createSecrets(dir: string, model: Model, opts: OpenOptions): Prom
   return { secrets: { ca, server, clients, zfsKeys }, diagnostics: [], changes, commit };
 }
 
+const clusterOf = (model: Model) => ({ domain: model.domain, ca: model.pki.caCommonName });
+
+/** Runs `check`; a SecretsError it throws becomes one more diagnostic, so every mismatch is reported at once. */
+function collect(out: Diagnostic[], check: () => void) {
+  try {
+    check();
+  } catch (e) {
+    if (!(e instanceof SecretsError)) throw e;
+    out.push(e.diagnostic);
+  }
+}
+
+/** pki settings that only a new CA can change: said as a warning, never applied silently. */
+function pkiDrift(model: Model, ca: X509Certificate, caKeyBits: number | undefined, specName: string): Diagnostic[] {
+  const want = subjectFor(model, model.pki.caCommonName);
+  const fields: [string, string | undefined][] = [["CN", want.commonName], ["O", want.organization], ["C", want.country], ["ST", want.state], ["L", want.locality]];
+  const have = new Map(ca.subject.split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as const));
+  const drift = fields.filter(([k, v]) => (have.get(k) ?? undefined) !== (v ?? undefined)).map(([k, v]) => `${k} ${JSON.stringify(have.get(k) ?? "")} -> ${JSON.stringify(v ?? "")}`);
+  if (caKeyBits !== undefined && caKeyBits !== model.pki.keyBits) drift.push(`key size ${caKeyBits} -> ${model.pki.keyBits}`);
+  const validity = Math.round((new Date(ca.validTo).getTime() - new Date(ca.validFrom).getTime()) / 86400_000);
+  if (validity !== model.pki.validityDays) drift.push(`validity ${validity} -> ${model.pki.validityDays} days`);
+  if (!drift.length) return [];
+  return [warning("pki-drift", "/pki", `the spec's pki settings differ from the existing CA (${drift.join(", ")}); they apply only to a new CA`, `to apply them: f3s-gen pki rotate-ca ${specName} (re-issues every certificate; README: Rolling the CA)`)];
+}
+
 async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
   const diagnostics: Diagnostic[] = [];
   const changes: string[] = [];
+  const spec = opts.specName ?? "<spec>";
   checkPermissions(dir, diagnostics);
   const index = readIndex(dir);
+  if (index.cluster && index.cluster.domain !== model.domain) {
+    fail(
+      dir,
+      paths.index,
+      `this secrets directory belongs to the cluster ${index.cluster.domain} (CA "${index.cluster.ca}"), not to ${model.domain}`,
+      `for a new cluster, give it its own: f3s-gen build ${spec} --secrets <new directory>. Moving an existing cluster to a new domain renames its ZFS key files (<fqdn>:<key>.key): see README, Secrets`,
+    );
+  }
 
   const ca = loadPair(dir, paths.caCert, paths.caKey);
   if (!ca.cert.ca) fail(dir, paths.caCert, "this certificate is not a CA (basicConstraints CA:FALSE)", "restore ca/ca-cert.pem from your backup");
   if (daysLeft(ca.cert, opts.now) < 0) fail(dir, paths.caCert, `the CA expired on ${ca.cert.validTo}`, "roll the CA: see 'Rolling the CA' in the README");
 
+  const mismatched: string[] = [];
   const server = loadPair(dir, paths.serverCert, paths.serverKey, ca.cert);
-  const want = serverProfile(model);
-  const have = sanNames(server.cert);
-  if (!sameList(have.dns, want.dnsNames) || !sameList(have.ip, want.ipAddresses)) {
-    fail(dir, paths.serverCert, `the server certificate names ${[...have.dns, ...have.ip].join(", ")} but the spec's VIP is ${[...want.dnsNames, ...want.ipAddresses].join(", ")}`, "re-issue it for the new names with `f3s-gen pki renew server`");
-  }
+  collect(diagnostics, () => {
+    const want = serverProfile(model);
+    const have = sanNames(server.cert);
+    if (!sameList(have.dns, want.dnsNames) || !sameList(have.ip, want.ipAddresses)) {
+      mismatched.push("server");
+      fail(dir, paths.serverCert, `the server certificate names ${[...have.dns, ...have.ip].join(", ")} but the spec's VIP is ${[...want.dnsNames, ...want.ipAddresses].join(", ")}`, `re-issue it for the new names: f3s-gen pki renew ${spec} server --secrets ${dir}`);
+    }
+  });
 
   const clients = new Map<string, KeyPair>();
   const toIssue: string[] = [];
@@ -258,16 +301,26 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
       toIssue.push(c.name);
       continue;
     }
-    if (!existsSync(join(dir, paths.clientCert(c.name))) && !existsSync(join(dir, paths.clientKey(c.name)))) {
-      fail(dir, paths.clientCert(c.name), `the certificate of client ${c.name} was issued but its files are missing`, "restore them from your backup, or issue a new pair with `f3s-gen pki renew " + c.name + "`");
-    }
-    const loaded = loadPair(dir, paths.clientCert(c.name), paths.clientKey(c.name), ca.cert);
-    if (!loaded.cert.subject.split("\n").includes(`CN=${c.fqdn}`)) {
-      fail(dir, paths.clientCert(c.name), `the certificate is for ${loaded.cert.subject.split("\n").find((l) => l.startsWith("CN=")) ?? "another name"}, not CN=${c.fqdn}`, `re-issue it with \`f3s-gen pki renew ${c.name}\``);
-    }
-    clients.set(c.name, loaded.pair);
-    certs.push([c.name, loaded.cert]);
+    collect(diagnostics, () => {
+      if (!existsSync(join(dir, paths.clientCert(c.name))) && !existsSync(join(dir, paths.clientKey(c.name)))) {
+        mismatched.push(c.name);
+        fail(dir, paths.clientCert(c.name), `the certificate of client ${c.name} was issued but its files are missing`, `restore them from your backup, or issue a new pair: f3s-gen pki renew ${spec} ${c.name} --secrets ${dir}`);
+      }
+      const loaded = loadPair(dir, paths.clientCert(c.name), paths.clientKey(c.name), ca.cert);
+      if (!loaded.cert.subject.split("\n").includes(`CN=${c.fqdn}`)) {
+        mismatched.push(c.name);
+        fail(dir, paths.clientCert(c.name), `the certificate is for ${loaded.cert.subject.split("\n").find((l) => l.startsWith("CN=")) ?? "another name"}, not CN=${c.fqdn}`, `re-issue it: f3s-gen pki renew ${spec} ${c.name} --secrets ${dir}`);
+      }
+      clients.set(c.name, loaded.pair);
+      certs.push([c.name, loaded.cert]);
+    });
   }
+
+  if (mismatched.length > 1) {
+    diagnostics.push({ ...error("secrets", "", `${mismatched.length} certificates do not match the spec (${mismatched.join(", ")})`, `re-issue them all at once: f3s-gen pki renew ${spec} --all --secrets ${dir}`), location: { file: join(dir, paths.index), line: 1, col: 1 } });
+  }
+  diagnostics.push(...pkiDrift(model, ca.cert, ca.cert.publicKey.asymmetricKeyDetails?.modulusLength, spec));
+  if (diagnostics.some((d) => d.severity === "error")) throw new CollectedErrors(diagnostics);
 
   const zfsKeys = new Map<string, Buffer>();
   const newKeys = new Map<string, Buffer>();
@@ -305,7 +358,8 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   for (const [name, key] of newKeys) zfsKeys.set(name, key);
 
   const commit = () => {
-    if (!issued.size && !newKeys.size && !removed.length) return;
+    if (!issued.size && !newKeys.size && !removed.length && index.cluster) return;
+    index.cluster ??= clusterOf(model);
     for (const [name, pair] of issued) {
       writeSecretFile(dir, paths.clientKey(name), pair.keyPem);
       writeSecretFile(dir, paths.clientCert(name), pair.certPem);
@@ -333,6 +387,13 @@ export function retire(dir: string, name: string, reason: RetiredCert["reason"],
     if (existsSync(join(dir, rel))) renameSync(join(dir, rel), join(dir, dest, rel.split("/").pop()!));
   }
   return record;
+}
+
+/** Several secrets diagnostics at once (every mismatch, not just the first). */
+class CollectedErrors extends Error {
+  constructor(readonly diagnostics: Diagnostic[]) {
+    super("secrets do not match the spec");
+  }
 }
 
 export { SecretsError, readIndex, loadPair };
