@@ -30,7 +30,7 @@ Usage:
   f3s-gen show <host> [--out DIR] [--cat PATH] [--json]
                               the files of out/<host>.tar.gz (mode, size, sha256), or one file
   f3s-gen init [PATH]         write a spec to start from to PATH (default: f3s.yaml)
-  f3s-gen pki status [--secrets DIR] [--json]
+  f3s-gen pki status [<spec>] [--secrets DIR] [--json]
                               every certificate: host, CN, expiry, days left, SHA-256
   f3s-gen pki renew <spec> (NAME... | server | --all) [--secrets DIR]
                               re-issue leaf certificates (new keys) under the same CA
@@ -38,6 +38,9 @@ Usage:
                               refuse a client's current certificate and issue it a new one
   f3s-gen pki rotate-ca <spec> [--secrets DIR]
                               new CA, every certificate re-issued under it (ZFS keys kept)
+  f3s-gen completion bash|zsh|fish
+                              a shell completion script, e.g. f3s-gen completion bash > /etc/bash_completion.d/f3s-gen
+  f3s-gen <command> --help    the usage of one command
   f3s-gen --help | --version
 
 Options:
@@ -50,6 +53,31 @@ Options:
 
 Exit codes: 0 success, 1 invalid spec or secrets, 2 usage error, 3 diff found changes.
 `;
+
+/** The usage lines of one command (what `f3s-gen <command> --help` prints), cut from HELP. */
+function commandHelp(command: string): string | undefined {
+  const lines = HELP.split("\n");
+  const start = lines.findIndex((l) => l.startsWith(`  f3s-gen ${command} `) || l === `  f3s-gen ${command}`);
+  if (start < 0) return undefined;
+  let end = start + 1;
+  while (end < lines.length && /^ {20,}\S/.test(lines[end]!)) end++;
+  // pki has several sub-commands, each its own entry.
+  while (command === "pki" && end < lines.length && lines[end]!.startsWith("  f3s-gen pki ")) {
+    end++;
+    while (end < lines.length && /^ {20,}\S/.test(lines[end]!)) end++;
+  }
+  const options = lines.slice(lines.indexOf("Options:"), lines.findIndex((l) => l.startsWith("Exit codes:")));
+  const used = lines.slice(start, end).join("\n");
+  const flags = [...used.matchAll(/--\w+/g)].map((m) => m[0]);
+  // An option's line and the lines that continue its description.
+  let keep = false;
+  const relevant = options.filter((l, i) => {
+    if (i === 0) return true;
+    if (/^ {2}-/.test(l)) keep = flags.some((f) => l.trimStart().startsWith(f + " ") || l.trim() === f);
+    return keep;
+  });
+  return ["Usage:", ...lines.slice(start, end), "", ...(relevant.length > 1 ? [...relevant, ""] : []), lines.find((l) => l.startsWith("Exit codes:"))!, ""].join("\n");
+}
 
 export interface Io {
   stdout: (s: string) => void;
@@ -104,6 +132,11 @@ function printDiagnostics(io: Io, list: Diagnostic[], source: string | undefined
 
 function failed(list: Diagnostic[], strict: boolean): boolean {
   return hasErrors(list) || (strict && list.length > 0);
+}
+
+/** With --strict, a run that fails on warnings alone says so in its last line. */
+function strictNote(io: Io, list: Diagnostic[], strict: boolean) {
+  if (strict && list.length > 0 && !hasErrors(list)) io.stderr(`f3s-gen: --strict: ${list.length} warning(s) count as errors; nothing was written\n`);
 }
 
 /** The spec argument: where to read it (resolved against the working directory) and its name in messages. */
@@ -165,7 +198,8 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
   try {
     p = parse(argv);
     if (p.flags.has("--help") || p.flags.has("-h") || p.command === "help") {
-      io.stdout(HELP);
+      const topic = p.command === "help" ? p.positional[0] : p.command;
+      io.stdout((topic && commandHelp(topic)) || HELP);
       return EXIT.ok;
     }
     if (p.flags.has("--version") || p.flags.has("-V")) {
@@ -184,6 +218,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
         if (json) io.stdout(JSON.stringify({ valid: !bad, diagnostics: checked.diagnostics.map(diagnosticToJson) }, null, 2) + "\n");
         else {
           printDiagnostics(io, checked.diagnostics, checked.loaded.display, quiet);
+          strictNote(io, checked.diagnostics, strict);
           if (!bad && !quiet) io.stdout(`${spec.name}: valid (${checked.model!.hosts.length} hosts)\n`);
         }
         return bad ? EXIT.invalid : EXIT.ok;
@@ -212,6 +247,14 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
         return await runDiff(p, io, { json, quiet });
       case "show":
         return await runShow(p, io, { json });
+      case "completion": {
+        const shell = p.positional[0];
+        const { completionScript } = await import("./completion.js");
+        const script = shell && p.positional.length === 1 ? completionScript(shell) : undefined;
+        if (!script) throw new UsageError("completion takes one of bash, zsh, fish");
+        io.stdout(script);
+        return EXIT.ok;
+      }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(p.command)}`);
     }
@@ -229,11 +272,15 @@ async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; s
   const spec = specArg(p, "build", io);
   const outDir = outDirOf(p, io);
   const secretsDir = secretsDirOf(p, io);
-  const progress = io.isTTY && !o.json && !o.quiet ? (done: number, total: number) => io.stderr(`\rgenerating keys: ${done}/${total}${done === total ? "\n" : ""}`) : undefined;
+  const progress = io.isTTY && !o.json && !o.quiet ? (done: number, total: number) => io.stderr(done === total ? "\r\x1b[K" : `\rgenerating keys: ${done}/${total}`) : undefined;
   // --strict must fail before anything is written, so warnings are checked on the spec first.
   if (o.strict) {
     const checked = checkSpecFile(spec.path, spec.name);
-    if (checked.diagnostics.length > 0) return report(io, o, checked.diagnostics, checked.loaded.display, undefined, true);
+    if (checked.diagnostics.length > 0) {
+      const code = report(io, o, checked.diagnostics, checked.loaded.display, undefined, true);
+      if (!o.json) strictNote(io, checked.diagnostics, true);
+      return code;
+    }
   }
   let result;
   try {
@@ -298,7 +345,8 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   const [sub, ...rest] = p.positional;
   const secretsDir = secretsDirOf(p, io);
   if (sub === "status") {
-    if (rest.length) throw new UsageError("pki status takes no arguments");
+    // A spec may be named like every other pki command's; the secrets directory is what status reads.
+    if (rest.length > 1) throw new UsageError("pki status takes at most the spec");
     const { pkiStatus } = await manage();
     let result;
     try {
@@ -381,7 +429,11 @@ async function runDiff(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }):
       }
     }
     for (const c of planned.secretChanges) lines.push(`secrets: would ${c}`);
-    if (!o.quiet) io.stdout((lines.length ? lines.join("\n") : `no changes against ${outDir}`) + "\n");
+    // On a terminal, as git does: removed lines red, added green, hunk headers cyan.
+    const paint = useColor(io)
+      ? (l: string) => (/^ {4}\+/.test(l) && !/^ {4}\+\+\+/.test(l) ? `\x1b[32m${l}\x1b[0m` : /^ {4}-/.test(l) && !/^ {4}---/.test(l) ? `\x1b[31m${l}\x1b[0m` : /^ {4}@@/.test(l) ? `\x1b[36m${l}\x1b[0m` : l)
+      : (l: string) => l;
+    if (!o.quiet) io.stdout((lines.length ? lines.map(paint).join("\n") : `no changes against ${outDir}`) + "\n");
   }
   return changed.length ? EXIT.changes : EXIT.ok;
 }

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { cpSync, existsSync, readFileSync, writeFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { runMain, EXIT, type Io } from "../src/cli.js";
 import { packageRoot } from "../src/paths.js";
 import { privateSecrets, tempDir } from "./support.js";
@@ -122,7 +123,8 @@ describe("f3s-gen", () => {
     const io: Io = { stdout: () => {}, stderr: (s) => (stderr += s), isTTY: true, env: {}, cwd, now: () => new Date() };
     expect(await runMain(["build", spec], io)).toBe(EXIT.ok);
     expect(stderr).toMatch(/\rgenerating keys: 1\/7/);
-    expect(stderr).toMatch(/generating keys: 7\/7\n/);
+    // The line is cleared once the keys are done: it does not stay on screen.
+    expect(stderr).toMatch(/generating keys: 6\/7\r\x1b\[K/);
     const quiet = await run(["build", spec, "--json"]);
     expect(quiet.stderr).not.toMatch(/generating keys/);
   });
@@ -164,3 +166,60 @@ describe("the README, as a new user follows it", () => {
 function lineOf(source: string, text: string): number {
   return source.split("\n").findIndex((l) => l.includes(text)) + 1;
 }
+
+describe("help, completion and the smaller points", () => {
+  it("each command has its own --help (and `help <command>`), with only its options", async () => {
+    const build = await run(["build", "--help"]);
+    expect(build.code).toBe(EXIT.ok);
+    expect(build.stdout).toMatch(/^Usage:\n  f3s-gen build <spec>/);
+    expect(build.stdout).toContain("--strict");
+    expect(build.stdout).not.toContain("f3s-gen show");
+    const pki = await run(["help", "pki"]);
+    expect(pki.stdout).toMatch(/f3s-gen pki status[\s\S]*f3s-gen pki rotate-ca/);
+    expect(pki.stdout).not.toContain("--strict");
+    expect((await run(["--help"])).stdout).toContain("f3s-gen completion bash|zsh|fish");
+  });
+
+  it.each(["bash", "zsh", "fish"])("completion %s prints a script that names every command", async (shell) => {
+    const r = await run(["completion", shell]);
+    expect(r.code).toBe(EXIT.ok);
+    for (const c of ["build", "validate", "diff", "show", "init", "pki"]) expect(r.stdout).toContain(c);
+    if (shell === "bash") {
+      const file = join(tempDir(), "c.bash");
+      writeFileSync(file, r.stdout);
+      expect(spawnSync("bash", ["-n", file]).status).toBe(0);
+      if (spawnSync("shellcheck", ["--version"]).status === 0) expect(spawnSync("shellcheck", ["-s", "bash", file], { encoding: "utf8" }).stdout).toBe("");
+    }
+  });
+
+  it("completion of anything else is a usage error", async () => {
+    expect((await run(["completion", "tcsh"])).code).toBe(EXIT.usage);
+  });
+
+  it("--strict says in its last line why it failed", async () => {
+    const r = await run(["validate", exampleSpec, "--strict"]);
+    expect(r.code).toBe(EXIT.invalid);
+    expect(r.stderr.trimEnd().split("\n").at(-1)).toBe("f3s-gen: --strict: 1 warning(s) count as errors; nothing was written");
+  });
+
+  it("pki status takes the spec like the other pki commands", async () => {
+    const r = await run(["pki", "status", exampleSpec, "--secrets", privateSecrets("example")]);
+    expect(r.code, r.stderr).toBe(EXIT.ok);
+  });
+
+  it("diff is coloured on a terminal only", async () => {
+    const cwd = tempDir();
+    const secrets = privateSecrets("example");
+    expect((await run(["build", join(packageRoot, "fixtures/valid/example/spec.yaml"), "--secrets", secrets], cwd)).code).toBe(EXIT.ok);
+    const spec = join(cwd, "changed.yaml");
+    writeFileSync(spec, readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8").replace("tlsPort: 2323", "tlsPort: 2324"));
+    let out = "";
+    const io = (isTTY: boolean): Io => ({ stdout: (s) => (out += s), stderr: () => {}, isTTY, env: {}, cwd, now: () => new Date() });
+    expect(await runMain(["diff", spec, "--secrets", secrets], io(true))).toBe(EXIT.changes);
+    expect(out).toMatch(/\x1b\[32m {4}\+/);
+    expect(out).toMatch(/\x1b\[31m {4}-/);
+    out = "";
+    await runMain(["diff", spec, "--secrets", secrets], io(false));
+    expect(out).not.toContain("\x1b[");
+  });
+});

@@ -82,7 +82,7 @@ describe("f3s-gen pki", () => {
   });
 
   it("exits 2 on pki usage errors", async () => {
-    for (const args of [["frob"], ["renew"], ["renew", spec], ["revoke", spec], ["revoke", spec, "a", "b"], ["status", "extra"]]) {
+    for (const args of [["frob"], ["renew"], ["renew", spec], ["revoke", spec], ["revoke", spec, "a", "b"], ["status", spec, "extra"]]) {
       expect((await pki(args)).code, args.join(" ")).toBe(2);
     }
   });

@@ -184,7 +184,7 @@ function toDiagnostic(schema: Schema, data: unknown, e: ErrorObject): Diagnostic
       return error("schema.format", pointer, `${shown} is not a valid ${f}`, formatHints[f] ?? about);
     }
     case "pattern":
-      return error("schema.pattern", pointer, `${shown} is not allowed here`, form);
+      return error("schema.pattern", pointer, `${shown} does not have the form this field takes`, form);
     case "minimum":
     case "maximum":
     case "exclusiveMinimum":

@@ -92,6 +92,8 @@ function checkNodes(spec: Spec, out: Diagnostic[]) {
     }
   }
   const vipInt = ipv4ToInt(vip.address);
+  // Both nodes on one LAN (as they must be): one finding about the VIP, not one per node.
+  const reported = new Set<string>();
   nodes.forEach((n, i) => {
     if (n.replicationAddress === vip.address) {
       out.push(error("replication-on-vip", `/storage/nodes/${i}/replicationAddress`, `the replication address of ${n.name} is the VIP ${vip.address}`, "zrepl needs each node's own address (it moves with the VIP otherwise): use the node's fixed, e.g. WireGuard, address"));
@@ -101,6 +103,8 @@ function checkNodes(spec: Spec, out: Diagnostic[]) {
     if (subnet.prefix > 30) {
       out.push(error("node-prefix", `/storage/nodes/${i}/address`, `prefix /${subnet.prefix} of ${showValue(n.address)} leaves no room for the VIP`, "write the LAN's real prefix length, e.g. /24"));
     } else if (vipInt < subnet.network || vipInt > subnet.broadcast) {
+      if (reported.has(`${subnet.network}/${subnet.prefix}`)) return;
+      reported.add(`${subnet.network}/${subnet.prefix}`);
       out.push(
         error(
           "vip-outside-subnet",
