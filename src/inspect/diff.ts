@@ -40,7 +40,7 @@ export function certificateSummary(content: Buffer): string | null {
       .map((pem) => {
         const c = new X509Certificate(pem);
         const cn = c.subject.split("\n").find((l) => l.startsWith("CN=")) ?? c.subject;
-        return `${cn} serial ${c.serialNumber.toLowerCase()} not after ${new Date(c.validTo).toISOString().slice(0, 10)} sha256 ${c.fingerprint256.replace(/:/g, "").slice(0, 16).toLowerCase()}`;
+        return `${cn} serial ${c.serialNumber.toLowerCase()} not after ${new Date(c.validTo).toISOString().slice(0, 10)} SHA-256 ${c.fingerprint256}`;
       })
       .join("\n") + "\n"
   );
