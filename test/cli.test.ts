@@ -1,6 +1,6 @@
 // The command line: exit codes, what is written (and not), --json, help and version.
 import { describe, expect, it } from "vitest";
-import { cpSync, existsSync, readFileSync, writeFileSync, readdirSync, statSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { runMain, EXIT, type Io } from "../src/cli.js";
@@ -105,6 +105,16 @@ describe("f3s-gen", () => {
       expect(r.stderr).toContain("overlap");
       expect(readdirSync(cwd)).toEqual([]);
     }
+  });
+
+  it("sees the overlap through a symbolic link too (the secrets would be deleted with out/)", async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, "out"));
+    symlinkSync(join(cwd, "out"), join(cwd, "link"));
+    const r = await run(["build", exampleSpec, "--out", "out", "--secrets", "link/secrets"], cwd);
+    expect(r.code).toBe(EXIT.invalid);
+    expect(r.stderr).toContain("overlap");
+    expect(readdirSync(join(cwd, "out"))).toEqual([]);
   });
 
   it("refuses to replace an --out directory it did not write", async () => {

@@ -56,7 +56,7 @@ describe("the spec contract", () => {
     const m = checkSpecText("spec.yaml", example).model!;
     expect(m.vip.hostsLine).toBe("192.168.1.138 f3s-storage-ha f3s-storage-ha.lan f3s-storage-ha.lan.buetow.org");
     expect(m.clients.find((c) => c.name === "earth")!.mounts[0]).toMatchObject({ v4Path: "/", unit: "data-nfs.mount" });
-    expect(m.clients.find((c) => c.name === "r0")!.mounts[0]).toMatchObject({ v4Path: "/k3svolumes", unit: "data-nfs-k3svolumes.mount", options: "port=2323,hard,_netdev" });
+    expect(m.clients.find((c) => c.name === "r0")!.mounts[0]).toMatchObject({ v4Path: "/k3svolumes", unit: "data-nfs-k3svolumes.mount", options: "port=2323,hard,nosuid,nodev,_netdev" });
     expect(m.replication.jobs.map((j) => [j.name, j.sinkPath])).toEqual([
       ["f0_to_f1_nfsdata", "zdata/sink/f0/zdata/enc/nfsdata"],
       ["f0_to_f1_fedora", "zdata/sink/f0/zroot/bhyve/fedora"],

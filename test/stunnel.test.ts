@@ -1,5 +1,6 @@
 // End to end with Debian's stunnel4: the generated server and client stunnel.conf files (paths and
 // addresses rewritten to an extracted tarball and loopback ports) with the generated certificates
+import { spawn, spawnSync } from "node:child_process";
 // carry bytes to an echo server standing in for nfsd; everything that must be refused is refused.
 import { describe, expect, it, afterEach } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -126,5 +127,42 @@ describe.skipIf(!available)("stunnel end to end", () => {
     expect(await roundTrip(cl.port, payload("to rogue"), 3000)).toBeNull();
     expect(echo.connections).toBe(0);
     expect(cl.stunnel.log()).toMatch(/CERT|verify|certificate/i);
+  });
+});
+
+describe.skipIf(!available)("TLS 1.3 only, on both generated ends", () => {
+  function sClient(port: number, args: string[]) {
+    return spawnSync("openssl", ["s_client", "-connect", `127.0.0.1:${port}`, ...args], { input: "", encoding: "utf8", timeout: 10_000 });
+  }
+
+  it("the storage node's stunnel refuses TLS 1.2 (and with it every static-RSA, CBC, SHA-1 and CCM8 suite) and speaks TLS 1.3", async () => {
+    const built = await buildCase("example");
+    const echo = await echoServer();
+    const s = await startServer(built, "f0", echo);
+    const tls13 = sClient(s.port, ["-tls1_3"]);
+    expect(tls13.stdout).toMatch(/New, TLSv1\.3, Cipher is/);
+    for (const weak of [["-tls1_2"], ["-tls1_2", "-cipher", "AES128-SHA"], ["-tls1_2", "-cipher", "AES128-CCM8"]]) {
+      const r = sClient(s.port, weak);
+      expect(r.stdout, weak.join(" ")).not.toMatch(/New, TLSv1\.2/);
+      expect(r.stdout + r.stderr, weak.join(" ")).toMatch(/alert protocol version/i);
+    }
+  });
+
+  it("a client's stunnel will not talk to a TLS 1.2 server", async () => {
+    const built = await buildCase("example");
+    const root = extract(join(built.outDir, "f0.tar.gz"));
+    const port = await freePort();
+    let serverLog = "";
+    const server = spawn("openssl", ["s_server", "-accept", String(port), "-tls1_2", "-cert", join(root, "usr/local/etc/stunnel/server-cert.pem"), "-key", join(root, "usr/local/etc/stunnel/server-key.pem")], { stdio: ["pipe", "pipe", "pipe"] });
+    server.stdout!.on("data", (d) => (serverLog += d));
+    server.stderr!.on("data", (d) => (serverLog += d));
+    running.push({ stop: async () => void server.kill("SIGKILL") });
+    for (const until = Date.now() + 5000; !serverLog.includes("ACCEPT") && Date.now() < until; ) await new Promise((r) => setTimeout(r, 50));
+    expect(serverLog).toContain("ACCEPT");
+    const cl = await startClient(built, "r0", port);
+    expect(await roundTrip(cl.port, payload("to a TLS 1.2 server"), 3000)).toBeNull();
+    const refused = /protocol version|unsupported protocol|wrong version|no protocols available/i;
+    for (const until = Date.now() + 3000; !refused.test(cl.stunnel.log()) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 50));
+    expect(cl.stunnel.log(), cl.stunnel.log()).toMatch(refused);
   });
 });

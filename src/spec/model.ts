@@ -154,6 +154,16 @@ export function keyFileName(fqdn: string, key: string): string {
   return `${fqdn}:${key}.key`;
 }
 
+/**
+ * The mount options: the tunnel's port, the user's options, _netdev, and nosuid,nodev unless the
+ * user asked for suid or dev: a set-uid file or a device node on the share would otherwise act on
+ * every client.
+ */
+function mountOptions(port: number, options: string[]): string {
+  const safe = ["nosuid", "nodev"].filter((o) => !options.includes(o) && !options.includes(o.slice(2)));
+  return [`port=${port}`, ...options, ...safe, "_netdev"].join(",");
+}
+
 export function toModel(spec: Spec): Model {
   const fqdn = (name: string) => `${name}.${spec.domain}`;
   const node = (n: Spec["storage"]["nodes"][number]): StorageNode => {
@@ -199,7 +209,7 @@ export function toModel(spec: Spec): Model {
       v4Path: m.export === nfs.root ? "/" : m.export.slice(nfs.root.length),
       mountpoint: m.mountpoint,
       unit: systemdEscapePath(m.mountpoint) + ".mount",
-      options: [`port=${nfs.tlsPort}`, ...(m.options ?? ["hard"]), "_netdev"].join(","),
+      options: mountOptions(nfs.tlsPort, m.options ?? ["hard"]),
     })),
   }));
   const members: Member[] = (spec.members ?? []).map((m) => ({ name: m.name, fqdn: fqdn(m.name) }));

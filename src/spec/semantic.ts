@@ -51,9 +51,15 @@ export function checkSemantics(spec: Spec, schemaErrorPointers: readonly string[
   return out;
 }
 
+/** Names the secrets directory and out/ use for their own files: a host may not take them. */
+const RESERVED_NAMES = new Set(["keys", "server", "ca", "clients", "zfs", "retired", "index"]);
+
 function checkHostNames(spec: Spec, out: Diagnostic[]) {
   const seen = new Map<string, string>();
   const note = (name: string, pointer: string) => {
+    if (RESERVED_NAMES.has(name.toLowerCase()) && pointer !== "/storage/vip/hostname") {
+      out.push(error("reserved-name", pointer, `host name ${showValue(name)} is reserved`, `f3s-gen names its own files ${[...RESERVED_NAMES].join(", ")} (e.g. out/keys.tar.gz, the secrets directory's server/): choose another name`));
+    }
     const first = seen.get(name);
     if (first) {
       out.push(error("duplicate-name", pointer, `host name ${showValue(name)} is already used at ${first}`, "every storage node, client, member and the VIP hostname needs its own name"));
