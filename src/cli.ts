@@ -465,6 +465,6 @@ async function runShow(p: Parsed, io: Io, o: { json: boolean }): Promise<number>
   }
   const shown = showHost(host, files);
   if (o.json) io.stdout(JSON.stringify({ host, tarball: join(outDir, `${host}.tar.gz`), files: shown }, null, 2) + "\n");
-  else io.stdout(shown.map((f) => `${f.mode} ${String(f.size).padStart(6)} ${f.sha256} /${f.path}`).join("\n") + "\n");
+  else io.stdout(shown.map((f) => `${f.mode} ${String(f.size).padStart(6)} ${f.sha256 ?? "-".padEnd(64)} /${f.path}`).join("\n") + "\n");
   return EXIT.ok;
 }

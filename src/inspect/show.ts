@@ -1,6 +1,7 @@
 // The files of one host's tarball in out/: mode, size, sha256; and one file's content on request.
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { UNHASHED_FILES } from "../render/artifacts.js";
 import { createHash } from "node:crypto";
 import { readTarGz, type TarFile } from "../pack/read.js";
 
@@ -8,7 +9,7 @@ export interface ShownFile {
   path: string;
   mode: string;
   size: number;
-  sha256: string;
+  sha256: string | null;
   /** Private key material: listed, never printed. */
   private: boolean;
 }
@@ -22,7 +23,7 @@ export function readOutDir(outDir: string): Map<string, TarFile[]> {
 }
 
 /** Root-only files whose one secret is masked wherever they are shown (the CARP password). */
-export const MASKED_FILES: ReadonlySet<string> = new Set(["etc/rc.conf.d/netif"]);
+export const MASKED_FILES = UNHASHED_FILES;
 
 /** Private key material: the key bundle, files only root may read, anything holding a private key. */
 export function isPrivateFile(host: string, f: { path?: string; mode: number; content: Buffer }): boolean {
@@ -35,7 +36,8 @@ export function showHost(host: string, files: TarFile[]): ShownFile[] {
     path: f.path,
     mode: f.mode.toString(8).padStart(4, "0"),
     size: f.content.length,
-    sha256: createHash("sha256").update(f.content).digest("hex"),
+    // A hash of a file with a short secret would give the secret away (UNHASHED_FILES).
+    sha256: UNHASHED_FILES.has(f.path) ? null : createHash("sha256").update(f.content).digest("hex"),
     private: isPrivateFile(host, f),
   }));
 }

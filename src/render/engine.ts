@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import type { Model, HostRef } from "../spec/model.js";
 import type { Secrets } from "../pki/secrets.js";
-import { artifacts, MANIFEST_PATH, MANIFEST_TEMPLATE, PUBLIC, type Artifact } from "./artifacts.js";
+import { artifacts, MANIFEST_PATH, MANIFEST_TEMPLATE, PUBLIC, UNHASHED_FILES, type Artifact } from "./artifacts.js";
 import { hostContext, type HostContext } from "./context.js";
 import { registerHelpers } from "./helpers.js";
 import { COMPILE_OPTIONS, readTemplateSources, templatesHash } from "./sources.js";
@@ -95,7 +95,7 @@ export function renderHost(model: Model, host: HostRef, secrets: Secrets, templa
   }
   // The manifest lists every other file; it cannot list its own hash.
   const listed = files
-    .map((f) => ({ path: f.path, mode: f.mode.toString(8).padStart(4, "0"), sha256: sha256(f.content) }))
+    .map((f) => ({ path: f.path, mode: f.mode.toString(8).padStart(4, "0"), sha256: UNHASHED_FILES.has(f.path) ? "-" : sha256(f.content) }))
     .sort((a, b) => (a.path < b.path ? -1 : 1));
   files.push({ path: MANIFEST_PATH, mode: PUBLIC, content: renderOne(templates, MANIFEST_TEMPLATE, { ...ctx, files: listed }) });
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
