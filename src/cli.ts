@@ -8,6 +8,7 @@ import { checkSpecFile } from "./spec/index.js";
 import { build, plan } from "./pipeline.js";
 import { examplesDir, packageRoot, schemaPath } from "./paths.js";
 import { OutputError } from "./pack/output.js";
+import { LockError, withLocks } from "./lock.js";
 import type { ReissueTarget } from "./pki/manage.js";
 // diff, show and pki are loaded by their commands only: a build should not pay for them.
 const manage = () => import("./pki/manage.js");
@@ -284,9 +285,9 @@ async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; s
   }
   let result;
   try {
-    result = await build({ specPath: spec.path, specName: spec.name, outDir, secretsDir, now: io.now(), onProgress: progress });
+    result = await withLocks([outDir, secretsDir], () => build({ specPath: spec.path, specName: spec.name, outDir, secretsDir, now: io.now(), onProgress: progress }));
   } catch (e) {
-    if (e instanceof OutputError) {
+    if (e instanceof OutputError || e instanceof LockError) {
       if (o.json) io.stdout(JSON.stringify({ ok: false, error: { code: "output", message: e.message } }, null, 2) + "\n");
       io.stderr(`f3s-gen: ${e.message}\n`);
       return EXIT.invalid;
@@ -374,7 +375,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   const model = checked.model;
   if (sub === "rotate-ca") {
     if (names.length || p.flags.has("--all")) throw new UsageError("pki rotate-ca takes only the spec");
-    const r = await (await manage()).rotateCa(secretsDir, model, io.now());
+    const r = await withLocks([secretsDir], async () => (await manage()).rotateCa(secretsDir, model, io.now()));
     if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
     if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
     else if (!o.quiet) io.stdout(r.changes.join("\n") + "\nnow rebuild and deploy every host: storage nodes first, then each client (its mounts fail until its tarball is deployed)\n");
@@ -391,7 +392,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
     if (!names.length) throw new UsageError("pki renew needs NAME..., server or --all");
     targets = names.map((n) => (n === "server" ? { kind: "server" as const } : { kind: "client" as const, name: n }));
   }
-  const r = await (await manage()).reissue(secretsDir, model, targets, sub === "revoke" ? "revoked" : "renewed", io.now());
+  const r = await withLocks([secretsDir], async () => (await manage()).reissue(secretsDir, model, targets, sub === "revoke" ? "revoked" : "renewed", io.now()));
   if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
   if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
   else if (!o.quiet) {

@@ -1,5 +1,8 @@
 // Reads back a tarball f3s-gen wrote (ustar headers, pax path records), for show and diff.
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
+
+/** Far above any host's tarball (kilobytes), far below what would exhaust the memory. */
+export const MAX_TAR_BYTES = 64 << 20;
 import { gunzipSync } from "node:zlib";
 
 export interface TarFile {
@@ -18,7 +21,8 @@ const field = (b: Buffer, off: number, len: number) => b.subarray(off, off + len
 const octal = (b: Buffer, off: number, len: number) => parseInt(field(b, off, len).trim() || "0", 8);
 
 export function readTarGzBuffer(data: Buffer): TarFile[] {
-  const tar = gunzipSync(data);
+  // Our tarballs are kilobytes; a huge or hostile one is refused before it fills the memory.
+  const tar = gunzipSync(data, { maxOutputLength: MAX_TAR_BYTES });
   const out: TarFile[] = [];
   let off = 0;
   let paxPath: string | undefined;
@@ -42,5 +46,7 @@ export function readTarGzBuffer(data: Buffer): TarFile[] {
 }
 
 export function readTarGz(file: string): TarFile[] {
+  const size = statSync(file).size;
+  if (size > MAX_TAR_BYTES) throw new Error(`${file} has ${size} bytes: not a tarball f3s-gen wrote`);
   return readTarGzBuffer(readFileSync(file));
 }

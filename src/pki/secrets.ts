@@ -2,7 +2,7 @@
 // ZFS raw keys. Created atomically on the first build and reused forever after. A missing, corrupted
 // or mismatched file is an error that names the file; nothing is ever regenerated silently.
 import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readdirSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { error, warning, type Diagnostic } from "../diag/diagnostic.js";
 import type { Model } from "../spec/model.js";
@@ -103,10 +103,21 @@ export function writeSecretFile(dir: string, rel: string, data: string | Buffer)
   renameSync(tmp, target);
 }
 
-function read(dir: string, rel: string): string {
+/** No secrets file is near this size; a larger one (or /dev/zero behind a link) is not read at all. */
+export const MAX_SECRET_FILE_BYTES = 1 << 20;
+
+/** A secrets file, checked before it is read: a regular file (not a link, device or FIFO) of sane size. */
+function readChecked(dir: string, rel: string): Buffer {
   const file = join(dir, rel);
   if (!existsSync(file)) fail(dir, rel, "missing secrets file", "restore it from your backup of the secrets directory; f3s-gen never regenerates secrets silently");
-  return readFileSync(file, "utf8");
+  const st = lstatSync(file);
+  if (!st.isFile()) fail(dir, rel, `not a regular file (${st.isSymbolicLink() ? "a symbolic link" : "a device, FIFO or directory"})`, "secrets are plain files inside the secrets directory: restore it from your backup");
+  if (st.size > MAX_SECRET_FILE_BYTES) fail(dir, rel, `${st.size} bytes is far more than any secrets file holds`, "restore it from your backup of the secrets directory");
+  return readFileSync(file);
+}
+
+function read(dir: string, rel: string): string {
+  return readChecked(dir, rel).toString("utf8");
 }
 
 function parseCert(dir: string, rel: string): X509Certificate {
@@ -154,6 +165,9 @@ function readIndex(dir: string): SecretsIndex {
   try {
     const index = JSON.parse(text) as SecretsIndex;
     if (index.format !== 1 || !Array.isArray(index.clients) || !Array.isArray(index.zfsKeys) || !Array.isArray(index.retired)) throw new Error();
+    // Names become file names in this directory: nothing that could reach outside it.
+    const safe = (n: unknown) => typeof n === "string" && /^[A-Za-z0-9][A-Za-z0-9._:-]*$/.test(n) && !n.includes("..");
+    if (![...index.clients, ...index.zfsKeys, ...index.retired.map((r) => r?.name)].every(safe)) throw new Error();
     return index;
   } catch {
     return fail(dir, paths.index, "index.json is not a valid f3s-gen secrets index", "restore it from your backup of the secrets directory");
@@ -331,7 +345,7 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
       continue;
     }
     if (!existsSync(join(dir, rel))) fail(dir, rel, "this ZFS key was generated but is missing", "restore it from your backup (or from the USB key): the data it encrypts cannot be read without it");
-    const key = readFileSync(join(dir, rel));
+    const key = readChecked(dir, rel);
     if (key.length !== 32) fail(dir, rel, `a raw ZFS key has 32 bytes; this file has ${key.length}`, "restore it from your backup (or from the USB key)");
     zfsKeys.set(k.fileName, key);
   }
