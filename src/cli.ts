@@ -412,7 +412,7 @@ async function runDiff(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }):
   const planned = await plan({ specPath: spec.path, specName: spec.name, secretsDir: secretsDirOf(p, io), now: io.now() });
   if (!planned.hosts) return report(io, o, planned.diagnostics, planned.checked.loaded.display, undefined, true);
   const [{ diffHosts }, { readOutDir }] = await Promise.all([inspectDiff(), inspectShow()]);
-  const hosts = diffHosts(readOutDir(outDir), planned.hosts, [planned.checked.model!.vip.password]);
+  const hosts = diffHosts(readOutDir(outDir), planned.hosts, [planned.checked.model!.vip.password], planned.freshCerts);
   const changed = hosts.filter((h) => h.status !== "unchanged");
   if (o.json) {
     io.stdout(JSON.stringify({ changed: changed.length > 0, out: outDir, secretChanges: planned.secretChanges, hosts: changed }, null, 2) + "\n");

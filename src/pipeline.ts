@@ -92,6 +92,8 @@ export interface Plan {
   /** Every host's files as a build would write them now (absent when the input is invalid). */
   hosts?: Map<string, { path: string; mode: number; content: Buffer }[]>;
   secretChanges: string[];
+  /** Certificates only a build would issue: their serial and fingerprint are made then. */
+  freshCerts?: string[];
 }
 
 /**
@@ -108,7 +110,7 @@ export async function plan(opts: Omit<BuildOptions, "outDir" | "beforeSwap">): P
   const hosts = new Map<string, { path: string; mode: number; content: Buffer }[]>();
   for (const h of renderHosts(checked.model, opened.secrets)) hosts.set(h.host.name, h.files);
   hosts.set(KEYS_TARBALL.replace(/\.tar\.gz$/, ""), keyBundleEntries(checked.model, opened.secrets));
-  return { checked, diagnostics, hosts, secretChanges: opened.changes };
+  return { checked, diagnostics, hosts, secretChanges: opened.changes, freshCerts: opened.fresh ?? [] };
 }
 
 function keyBundleEntries(model: Model, secrets: Secrets) {

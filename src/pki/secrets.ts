@@ -52,6 +52,8 @@ export interface OpenResult {
   diagnostics: Diagnostic[];
   /** Human-readable list of what is issued, retired or created by this run. */
   changes: string[];
+  /** Certificates issued by this run (in memory until commit): their serials are not final in a plan. */
+  fresh?: string[];
   /**
    * Persists what this run issued or retired. Everything expensive happens before (in memory), so
    * a build calls this only right before it replaces out/: a run killed earlier changes nothing.
@@ -246,7 +248,7 @@ async function createSecrets(dir: string, model: Model, opts: OpenOptions): Prom
       throw e;
     }
   };
-  return { secrets: { ca, server, clients, zfsKeys }, diagnostics: [], changes, commit };
+  return { secrets: { ca, server, clients, zfsKeys }, diagnostics: [], changes, commit, fresh: [ca.certPem, server.certPem, ...[...clients.values()].map((p) => p.certPem)] };
 }
 
 const clusterOf = (model: Model) => ({ domain: model.domain, ca: model.pki.caCommonName });
@@ -385,7 +387,7 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
     // Last: only what the index lists counts as issued.
     writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
   };
-  return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes, commit };
+  return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes, commit, fresh: [...issued.values()].map((p) => p.certPem) };
 }
 
 /** Moves a certificate and its key aside (never deletes them) and records the certificate as retired.

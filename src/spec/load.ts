@@ -1,7 +1,7 @@
 // Reads the spec and parses it as YAML, keeping the document so that every later diagnostic can be
 // traced back to a line and column.
 import { readFileSync, statSync } from "node:fs";
-import { LineCounter, parseDocument, type Document } from "yaml";
+import { LineCounter, isScalar, parseDocument, visit, type Document } from "yaml";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
 import type { SourceMap } from "../diag/locate.js";
 
@@ -28,7 +28,27 @@ export function loadSpecText(file: string, source: string): LoadedSpec {
   // After the first syntax error the parser's view of the structure is a guess; what follows is
   // mostly the same mistake seen again. Duplicate keys are independent findings: all are reported.
   const firstSyntax = document.errors.find((e) => e.code !== "DUPLICATE_KEY");
-  for (const e of document.errors.filter((e) => e.code === "DUPLICATE_KEY" || e === firstSyntax)) {
+  // Several repeated keys in one mapping are one mistake, most often a list item missing its "-":
+  // one finding at the first repeat, naming them all.
+  const repeats = repeatedKeysByMap(document);
+  const folded = new Set<number>();
+  for (const group of repeats.values()) {
+    if (group.length < 2) continue;
+    const [first, ...rest] = group;
+    for (const r of rest) folded.add(r.offset);
+    const pos = lineCounter.linePos(first!.offset);
+    diagnostics.push({
+      ...error(
+        "yaml.duplicate-keys",
+        "",
+        `the keys ${group.map((r) => JSON.stringify(r.key)).join(", ")} appear twice in one mapping`,
+        `is a list item missing its "- "? Start the second item with "- ${group[0]!.key}: ..." at line ${pos.line}; otherwise remove or merge the repeated keys`,
+      ),
+      location: { file, line: pos.line, col: pos.col },
+    });
+    folded.add(first!.offset);
+  }
+  for (const e of document.errors.filter((e) => (e.code === "DUPLICATE_KEY" && !folded.has(e.pos[0])) || e === firstSyntax)) {
     const duplicate = e.code === "DUPLICATE_KEY";
     const tabs = /tab/i.test(e.message);
     const pos = lineCounter.linePos(e.pos[0]);
@@ -96,4 +116,22 @@ export function loadSpecFile(path: string, display = path): LoadedSpec {
 
 function firstLine(message: string): string {
   return message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
+}
+
+/** For each mapping, its keys that repeat an earlier key of the same mapping (with their offsets). */
+function repeatedKeysByMap(document: Document): Map<unknown, { key: string; offset: number }[]> {
+  const out = new Map<unknown, { key: string; offset: number }[]>();
+  visit(document, {
+    Map(_key, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const k = isScalar(pair.key) ? String(pair.key.value) : undefined;
+        const offset = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
+        if (k === undefined || offset === undefined) continue;
+        if (seen.has(k)) out.set(map, [...(out.get(map) ?? []), { key: k, offset }]);
+        seen.add(k);
+      }
+    },
+  });
+  return out;
 }
