@@ -486,7 +486,7 @@ describe.skipIf(!ready)("f3s-activate", () => {
     const script = sb.script(join(root, "usr/local/sbin/f3s-activate"), { ROOT: root });
     const first = sb.run("bash", script);
     expect(first.code, first.stderr).toBe(0);
-    const units = ["stunnel.service", host === "r0" ? "data-nfs-k3svolumes.mount" : "data-nfs.mount", "nfs-mount-monitor.timer", "f3s-metrics.timer", ...(host === "earth" ? ["f3s-nfs-dnat.service"] : [])];
+    const units = ["f3s-tunnel-guard.service", "stunnel.service", host === "r0" ? "data-nfs-k3svolumes.mount" : "data-nfs.mount", "nfs-mount-monitor.timer", "f3s-metrics.timer", ...(host === "earth" ? ["f3s-nfs-dnat.service"] : [])];
     expect(mutations(sb)).toEqual([
       "systemctl daemon-reload",
       "sysctl --system",

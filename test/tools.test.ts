@@ -117,6 +117,9 @@ function systemdRoot(c: string, host: string): string {
   mkdirSync(join(dir, "usr/bin"), { recursive: true });
   mkdirSync(join(dir, "bin"), { recursive: true });
   copyFileSync("/bin/true", join(dir, "usr/bin/stunnel"));
+  mkdirSync(join(dir, "usr/sbin"), { recursive: true });
+  copyFileSync("/bin/true", join(dir, "usr/sbin/nft"));
+  chmodSync(join(dir, "usr/sbin/nft"), 0o755);
   copyFileSync("/bin/kill", join(dir, "bin/kill"));
   chmodSync(join(dir, "usr/bin/stunnel"), 0o755);
   return dir;

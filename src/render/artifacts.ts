@@ -93,6 +93,8 @@ export const artifacts: readonly Artifact[] = [
   { template: "client/check-nfs-mount.sh.hbs", path: "usr/local/bin/check-nfs-mount.sh", mode: SCRIPT, roles: CLIENT },
   { template: "client/nfs-mount-monitor.service.hbs", path: "etc/systemd/system/nfs-mount-monitor.service", mode: PUBLIC, roles: CLIENT },
   { template: "client/nfs-mount-monitor.timer.hbs", path: "etc/systemd/system/nfs-mount-monitor.timer", mode: PUBLIC, roles: CLIENT },
+  { template: "client/tunnel-guard.nft.hbs", path: "etc/f3s/tunnel-guard.nft", mode: PUBLIC, roles: CLIENT },
+  { template: "client/f3s-tunnel-guard.service.hbs", path: "etc/systemd/system/f3s-tunnel-guard.service", mode: PUBLIC, roles: CLIENT },
   { template: "client/f3s-nfs-dnat.service.hbs", path: "etc/systemd/system/f3s-nfs-dnat.service", mode: PUBLIC, roles: CLIENT, when: (c) => c.client!.redirectNfsPort },
   { template: "client/f3s-nfs-dnat.sh.hbs", path: "usr/local/sbin/f3s-nfs-dnat", mode: SCRIPT, roles: CLIENT, when: (c) => c.client!.redirectNfsPort },
 ];
