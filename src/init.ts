@@ -25,5 +25,6 @@ export function initialSpec(example: string, schemaPath: string, password = rand
   const text = [...header, ...body.slice(first)].join("\n");
   return text
     .replace(/^domain: \S+/m, "domain: home.arpa")
-    .replace(/^(\s+password: )\S+/m, `$1${password}`);
+    .replace(/^(\s+password: )\S+/m, `$1${password}`)
+    .replace(/^( +)tlsPort: .*$/m, (line, indent: string) => `${line}\n${indent}rootAccess: root               # root on a client is root on the export (Kubernetes); squash: nobody`);
 }

@@ -25,9 +25,11 @@ function lineOf(text: string, needle: string): number {
 }
 
 describe("the spec contract", () => {
-  it("accepts the bundled example unchanged, with only the weak-password warning", () => {
+  it("accepts the bundled example unchanged, with warnings only for what is unsafe on a real host", () => {
     const r = checkSpecText("spec.yaml", example);
-    expect(r.diagnostics.map((d) => d.code)).toEqual(["weak-carp-password"]);
+    // The tutorial's password, and root on every client being root on the export (the blog's
+    // -maproot=root, kept as the default but never silently).
+    expect(r.diagnostics.map((d) => d.code)).toEqual(["weak-carp-password", "implicit-root-access"]);
     expect(r.model!.hosts.map((h) => h.name)).toEqual(["earth", "f0", "f1", "f2", "r0", "r1", "r2"]);
   });
 
@@ -165,7 +167,15 @@ describe("diagnostics", () => {
   it("warns about soft mounts and a standby that would win elections", () => {
     const text = edit("advskew: 100", "advskew: 0", edit("      - export: /data/nfs\n        mountpoint: /data/nfs\n", "      - export: /data/nfs\n        mountpoint: /data/nfs\n        options: [soft]\n"));
     const r = checkSpecText("spec.yaml", text);
-    expect(r.diagnostics.filter((d) => d.severity === "warning").map((d) => d.code).sort()).toEqual(["advskew-order", "soft-mount", "weak-carp-password"]);
+    expect(r.diagnostics.filter((d) => d.severity === "warning").map((d) => d.code).sort()).toEqual(["advskew-order", "implicit-root-access", "soft-mount", "weak-carp-password"]);
     expect(r.model).toBeDefined();
+  });
+
+  it("rootAccess: root keeps -maproot=root without a warning; squash maps root to nobody", () => {
+    for (const [value, maproot] of [["root", "root"], ["squash", "nobody"]] as const) {
+      const r = checkSpecText("spec.yaml", example.replace(/^( +)tlsPort: (\d+).*$/m, (_l, i: string, p: string) => `${i}tlsPort: ${p}\n${i}rootAccess: ${value}`));
+      expect(r.diagnostics.map((d) => d.code)).toEqual(["weak-carp-password"]);
+      expect(r.model!.nfs.maproot).toBe(maproot);
+    }
   });
 });

@@ -104,6 +104,8 @@ export interface Model {
     root: string;
     dataset: string;
     tlsPort: number;
+    /** exports(5) -maproot: root on a client is nobody (squash) or root there. */
+    maproot: "nobody" | "root";
     markerFile: string;
     blockFile: string;
   };
@@ -258,6 +260,7 @@ export function toModel(spec: Spec): Model {
       root: nfs.root,
       dataset: nfs.dataset,
       tlsPort: nfs.tlsPort,
+      maproot: nfs.rootAccess === "squash" ? "nobody" : "root",
       markerFile: `${nfs.root}/nfs.DO_NOT_REMOVE`,
       blockFile: `${nfs.root}/nfs.NO_AUTO_FAILBACK`,
     },

@@ -223,6 +223,16 @@ function checkEncryption(spec: Spec, out: Diagnostic[]) {
 }
 
 function checkClients(spec: Spec, out: Diagnostic[]) {
+  if (spec.storage.nfs.rootAccess === undefined) {
+    out.push(
+      warning(
+        "implicit-root-access",
+        "/storage/nfs",
+        "root on every client is root on the whole export (-maproot=root) because storage.nfs.rootAccess is not set",
+        "write `rootAccess: root` to keep it knowingly (Kubernetes volumes that chown need it), or `rootAccess: squash` to map root to nobody",
+      ),
+    );
+  }
   const root = spec.storage.nfs.root;
   spec.clients.forEach((c, ci) => {
     const mountpoints = new Map<string, number>();

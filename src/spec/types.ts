@@ -17,7 +17,7 @@ export interface Spec {
     interface: string;
     vip: { address: string; hostname: string; aliases?: string[]; vhid: number; password: string; advbase?: number };
     nodes: { name: string; role: "primary" | "standby"; address: string; replicationAddress: string; advskew?: number }[];
-    nfs: { root: string; dataset: string; tlsPort: number };
+    nfs: { root: string; dataset: string; tlsPort: number; rootAccess?: "squash" | "root" };
     replication: {
       port: number;
       sinkRoot: string;
