@@ -6,7 +6,7 @@ import { describe, expect, it, beforeAll } from "vitest";
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildCase, extract, hasTool, tempDir, type Built } from "./support.js";
+import { buildCase, extract, hasTool, tempDir, type Built, seededRandom } from "./support.js";
 import { checkSpecText } from "../src/spec/index.js";
 import { packageRoot } from "../src/paths.js";
 import { loadTemplates } from "../src/render/engine.js";
@@ -120,20 +120,11 @@ function classify(lines: string[]): string[] {
   return r.stdout.trim().split("\n");
 }
 
-/** A seeded generator (mulberry32), so that a failure names a password that fails again. */
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe.skipIf(!ready)("boot: the CARP alias and network.subr", () => {
   // Letters, digits, the legal punctuation, and characters the schema must refuse.
   const alphabet = "abcdefABCDEFxyzXYZ0123456789._+=@,:/-*?[]$;`'\"\\ ";
-  const next = random(20261122);
+  const next = seededRandom(20261122);
   const generated = Array.from({ length: 600 }, () => {
     const n = 1 + Math.floor(next() * 19);
     return Array.from({ length: n }, () => alphabet[Math.floor(next() * alphabet.length)]).join("");

@@ -15,19 +15,11 @@ import { renderAll, loadTemplates } from "../src/render/engine.js";
 import { templatesDir } from "../src/paths.js";
 import type { Secrets } from "../src/pki/secrets.js";
 import { runMain } from "../src/cli.js";
-import { buildCase, fixturesDir, tempDir } from "./support.js";
+import { buildCase, fixturesDir, tempDir, seededRandom } from "./support.js";
 
 const CASES = ["example", "other"] as const;
 const PER_CASE = Number(process.env.F3S_FUZZ_MUTATIONS ?? 5000);
 
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = () => number;
 const pick = <T>(r: Rand, list: readonly T[]): T => list[Math.floor(r() * list.length)]!;
@@ -155,7 +147,7 @@ describe("mutation fuzzer", () => {
     let invalid = 0;
     let valid = 0;
     for (let seed = 1; seed <= PER_CASE; seed++) {
-      const r = random(seed * 7919 + caseName.length);
+      const r = seededRandom(seed * 7919 + caseName.length);
       const doc = parseDocument(source);
       const steps = [mutate(doc, r)];
       if (r() < 0.3) steps.push(mutate(doc, r));
@@ -197,7 +189,7 @@ describe("mutation fuzzer", () => {
     const before = snapshot(base.outDir);
     let builds = 0;
     for (let seed = 1; builds < 40 && seed < 400; seed++) {
-      const r = random(seed * 104729);
+      const r = seededRandom(seed * 104729);
       const doc = parseDocument(source);
       const step = mutate(doc, r);
       const text = doc.toString();

@@ -82,3 +82,13 @@ export function hasTool(tool: string, args: string[] = ["--version"]): boolean {
   if (!ok && process.env.CI) throw new Error(`${tool} is required in CI; .ci/run installs it`);
   return ok;
 }
+
+/** A seeded generator (mulberry32): the same seed gives the same sequence, so failures reproduce. */
+export function seededRandom(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
