@@ -53,6 +53,46 @@ export function pointerTokens(pointer: string): string[] {
 
 /** A value quoted for a message; long or multi-line values are shortened so one line stays one line. */
 export function showValue(value: unknown): string {
-  const text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
-  return text.length > 60 ? text.slice(0, 57) + "..." : text;
+  const cacheable = typeof value === "object" && value !== null;
+  const cached = cacheable ? shown.get(value) : undefined;
+  if (cached !== undefined) return cached;
+  const text = boundedJson(value, 61);
+  const result = text.length > 60 ? text.slice(0, 57) + "..." : text;
+  if (cacheable) shown.set(value, result);
+  return result;
+}
+
+/** Thousands of errors in one mapping show the same mapping: each is read once. */
+const shown = new WeakMap<object, string>();
+
+/**
+ * JSON text of `value`, but only its first `limit` characters' worth: a message shows 60 of them,
+ * and serialising a whole document for each of thousands of errors made validation quadratic.
+ */
+function boundedJson(value: unknown, limit: number): string {
+  let out = "";
+  const put = (s: string) => {
+    out += s;
+    return out.length < limit;
+  };
+  const walk = (v: unknown): boolean => {
+    if (v === null || typeof v !== "object") return put(typeof v === "string" ? JSON.stringify(v.length > limit ? v.slice(0, limit) + "\u2026" : v) : (JSON.stringify(v) ?? String(v)));
+    if (!put(Array.isArray(v) ? "[" : "{")) return false;
+    // Lazily: a mapping with thousands of keys is left after the first few.
+    let first = true;
+    if (Array.isArray(v)) {
+      for (const x of v) {
+        if ((!first && !put(",")) || !walk(x)) return false;
+        first = false;
+      }
+    } else {
+      for (const k in v) {
+        if ((!first && !put(",")) || !put(JSON.stringify(k) + ":") || !walk((v as Record<string, unknown>)[k])) return false;
+        first = false;
+      }
+    }
+    return put(Array.isArray(v) ? "]" : "}");
+  };
+  walk(value);
+  return out;
 }

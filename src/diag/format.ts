@@ -18,8 +18,15 @@ export function formatDiagnostic(d: Diagnostic, source: string | undefined, styl
   return lines.join("\n");
 }
 
+/** The source's lines, split once per source (thousands of diagnostics share one). */
+let split: { source: string; lines: string[] } | undefined;
+function sourceLines(source: string): string[] {
+  if (split?.source !== source) split = { source, lines: source.split(/\r?\n/) };
+  return split.lines;
+}
+
 function excerptAt(source: string, line: number, col: number): string[] | undefined {
-  const text = source.split(/\r?\n/)[line - 1];
+  const text = sourceLines(source)[line - 1];
   if (text === undefined || text.trim() === "" || text.length > 200) return undefined;
   const gutter = String(line).padStart(5);
   return [`${gutter} | ${text}`, `${" ".repeat(gutter.length)} | ${" ".repeat(Math.max(0, col - 1))}^`];

@@ -1,5 +1,5 @@
 // Correlates JSON pointers with the YAML source, once, at the edge (like butane's report).
-import { isMap, isSeq, isScalar, isPair, LineCounter, type Document, type Node } from "yaml";
+import { isMap, isSeq, isScalar, isPair, LineCounter, type Document, type Node, type Pair, type YAMLMap } from "yaml";
 import { pointerTokens, type Diagnostic } from "./diagnostic.js";
 
 export interface SourceMap {
@@ -20,7 +20,7 @@ function resolve(doc: Document, pointer: string, atKey: boolean): [number, numbe
     const token = tokens[i]!;
     const last = i === tokens.length - 1;
     if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === token);
+      const pair = keyIndex(node).get(token);
       if (!pair) return range;
       if (last && atKey) return rangeOf(pair.key) ?? range;
       node = pair.value ?? pair.key;
@@ -34,6 +34,18 @@ function resolve(doc: Document, pointer: string, atKey: boolean): [number, numbe
     range = rangeOf(node) ?? range;
   }
   return range;
+}
+
+/** Each mapping's pairs by key, built once: thousands of diagnostics may look into one mapping. */
+const indexes = new WeakMap<object, Map<string, Pair>>();
+function keyIndex(map: YAMLMap): Map<string, Pair> {
+  let index = indexes.get(map);
+  if (!index) {
+    index = new Map();
+    for (const p of map.items) if (isScalar(p.key) && !index.has(String(p.key.value))) index.set(String(p.key.value), p as Pair);
+    indexes.set(map, index);
+  }
+  return index;
 }
 
 function rangeOf(node: unknown): [number, number] | undefined {
