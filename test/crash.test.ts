@@ -132,3 +132,13 @@ describe("the built command", () => {
     expect(r.stderr).toMatch(/codes 0 0/);
   });
 });
+
+describe("terminal safety", () => {
+  it("control characters from the spec never reach the terminal raw (an escape sequence in an excerpt)", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "spec.yaml"), example.replace("hostname: f3s-storage-ha", "hostname: \"f3s\u001b[2J\u001b]0;pwned\u0007\""));
+    const r = await cli(["validate", "spec.yaml"], dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+  });
+});

@@ -29,7 +29,9 @@ function excerptAt(source: string, line: number, col: number): string[] | undefi
   const text = sourceLines(source)[line - 1];
   if (text === undefined || text.trim() === "" || text.length > 200) return undefined;
   const gutter = String(line).padStart(5);
-  return [`${gutter} | ${text}`, `${" ".repeat(gutter.length)} | ${" ".repeat(Math.max(0, col - 1))}^`];
+  // Control characters from the spec (an escape sequence could rewrite the terminal) show as "?",
+  // one for one, so the caret stays under its column.
+  return [`${gutter} | ${text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "?")}`, `${" ".repeat(gutter.length)} | ${" ".repeat(Math.max(0, col - 1))}^`];
 }
 
 export function formatDiagnostics(list: readonly Diagnostic[], source: string | undefined, style: Style): string {
