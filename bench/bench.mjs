@@ -102,7 +102,7 @@ if (ONLY.includes("cold")) {
 function scaleSpec(clients) {
   const s = parse(readFileSync(join(root, "examples/f3s.example.yaml"), "utf8"));
   s.pki.keyBits = 2048;
-  s.storage.vip.password = "Bench-Password-42";
+  s.storage.vip.password = "BenchPassword42x";
   s.storage.replication.datasets = Array.from({ length: 20 }, (_, i) => ({ name: i === 0 ? s.storage.nfs.dataset : `zdata/enc/ds${i}`, interval: `${1 + (i % 10)}m`, keep: 10 + i }));
   s.storage.encryption.roots = [{ dataset: "zdata/enc", key: "zdata" }];
   s.clients = Array.from({ length: clients }, (_, i) => ({
