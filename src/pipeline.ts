@@ -69,8 +69,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const rendered = renderHosts(checked.model, opened.secrets);
   const tarballs = await packTarballs(checked.model, opened.secrets, rendered);
   const retired = retiredHosts(opts.outDir, checked.model, [KEYS_TARBALL.replace(/\.tar\.gz$/, "")]);
-  const templates = loadTemplates(templatesDir);
-  for (const r of retired) tarballs.set(`${RETIRED_DIR}/${r.name}.tar.gz`, await tarGz(renderDecommission(checked.model, r, templates)));
+  // Templates again only when a host is retired (rare): a plain build does not pay for it.
+  const templates = retired.length ? loadTemplates(templatesDir) : undefined;
+  for (const r of retired) tarballs.set(`${RETIRED_DIR}/${r.name}.tar.gz`, await tarGz(renderDecommission(checked.model, r, templates!)));
   writeOutput(opts.outDir, tarballs, {
     beforeSwap: () => {
       opts.beforeSwap?.();
