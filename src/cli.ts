@@ -175,15 +175,18 @@ const ERRNO_TEXT: Record<string, string> = {
 function unexpected(e: unknown, argv: string[], io: Io): number {
   const err = e as NodeJS.ErrnoException & { dest?: string };
   const what = argv.filter((a) => !a.startsWith("-")).slice(0, argv[0] === "pki" ? 2 : 1).join(" ") || "f3s-gen";
-  const message =
-    err?.code && ERRNO_TEXT[err.code]
-      ? `${ERRNO_TEXT[err.code]}${err.path ? `: ${err.path}` : ""}${err.dest ? ` -> ${err.dest}` : ""}`
-      : String(err?.message ?? e).split("\n")[0];
-  if (argv.includes("--json")) io.stdout(JSON.stringify({ ok: false, error: { operation: what, code: err?.code ?? "internal", message } }, null, 2) + "\n");
+  const known = err?.code ? ERRNO_TEXT[err.code] : undefined;
+  const message = known ? `${known}${err.path ? `: ${err.path}` : ""}${err.dest ? ` -> ${err.dest}` : ""}` : String(err?.message ?? e).split("\n")[0]!;
+  if (argv.includes("--json")) jsonFailure(io, { operation: what, code: err?.code ?? "internal", message });
   io.stderr(`f3s-gen: ${what} failed: ${message}\n`);
   if (argv.includes("--debug") || io.env.F3S_DEBUG === "1") io.stderr(`${err?.stack ?? e}\n`);
-  else if (!(err?.code && ERRNO_TEXT[err.code])) io.stderr("This is a bug in f3s-gen; run it again with --debug and report what it prints.\n");
+  else if (!known) io.stderr("This is a bug in f3s-gen; run it again with --debug and report what it prints.\n");
   return EXIT.invalid;
+}
+
+/** With --json, a failure is JSON on stdout too: { ok: false, error: { code, message, ... } }. */
+function jsonFailure(io: Io, error: { code: string; message: string; operation?: string }) {
+  io.stdout(JSON.stringify({ ok: false, error }, null, 2) + "\n");
 }
 
 export async function runMain(argv: string[], io: Io): Promise<number> {
@@ -261,7 +264,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      if (argv.includes("--json")) io.stdout(JSON.stringify({ ok: false, error: { code: "usage", message: e.message } }, null, 2) + "\n");
+      if (argv.includes("--json")) jsonFailure(io, { code: "usage", message: e.message });
       io.stderr(`f3s-gen: ${e.message}\nRun f3s-gen --help for usage.\n`);
       return EXIT.usage;
     }
@@ -288,7 +291,7 @@ async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; s
     result = await withLocks([outDir, secretsDir], () => build({ specPath: spec.path, specName: spec.name, outDir, secretsDir, now: io.now(), onProgress: progress }));
   } catch (e) {
     if (e instanceof OutputError || e instanceof LockError) {
-      if (o.json) io.stdout(JSON.stringify({ ok: false, error: { code: "output", message: e.message } }, null, 2) + "\n");
+      if (o.json) jsonFailure(io, { code: "output", message: e.message });
       io.stderr(`f3s-gen: ${e.message}\n`);
       return EXIT.invalid;
     }

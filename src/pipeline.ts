@@ -42,6 +42,8 @@ export interface BuildResult {
 
 /** The USB key bundle: every raw ZFS key, read-only for root. */
 export const KEYS_TARBALL = "keys.tar.gz";
+/** The key bundle's name where hosts are listed (show, diff): keys.tar.gz without its suffix. */
+const KEYS_NAME = KEYS_TARBALL.replace(/\.tar\.gz$/, "");
 
 export function renderHosts(model: Model, secrets: Secrets): HostFiles[] {
   return renderAll(model, secrets, loadTemplates(templatesDir));
@@ -68,7 +70,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // recorded and out/ replaced, so a build killed or failing before that changes nothing.
   const rendered = renderHosts(checked.model, opened.secrets);
   const tarballs = await packTarballs(checked.model, opened.secrets, rendered);
-  const retired = retiredHosts(opts.outDir, checked.model, [KEYS_TARBALL.replace(/\.tar\.gz$/, "")]);
+  const retired = retiredHosts(opts.outDir, checked.model, [KEYS_NAME]);
   // Templates again only when a host is retired (rare): a plain build does not pay for it.
   const templates = retired.length ? loadTemplates(templatesDir) : undefined;
   for (const r of retired) tarballs.set(`${RETIRED_DIR}/${r.name}.tar.gz`, await tarGz(renderDecommission(checked.model, r, templates!)));
@@ -110,7 +112,7 @@ export async function plan(opts: Omit<BuildOptions, "outDir" | "beforeSwap">): P
   if (!opened.secrets || hasErrors(opened.diagnostics)) return { checked, diagnostics, secretChanges: opened.changes };
   const hosts = new Map<string, { path: string; mode: number; content: Buffer }[]>();
   for (const h of renderHosts(checked.model, opened.secrets)) hosts.set(h.host.name, h.files);
-  hosts.set(KEYS_TARBALL.replace(/\.tar\.gz$/, ""), keyBundleEntries(checked.model, opened.secrets));
+  hosts.set(KEYS_NAME, keyBundleEntries(checked.model, opened.secrets));
   return { checked, diagnostics, hosts, secretChanges: opened.changes, freshCerts: opened.fresh ?? [] };
 }
 

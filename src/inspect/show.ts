@@ -22,13 +22,11 @@ export function readOutDir(outDir: string): Map<string, TarFile[]> {
   return hosts;
 }
 
-/** Root-only files whose one secret is masked wherever they are shown (the CARP password). */
-export const MASKED_FILES = UNHASHED_FILES;
-
 /** Private key material: the key bundle, files only root may read, anything holding a private key. */
 export function isPrivateFile(host: string, f: { path?: string; mode: number; content: Buffer }): boolean {
   if (host === "keys" || /PRIVATE KEY-----/.test(f.content.toString("latin1"))) return true;
-  return (f.mode & 0o077) === 0 && !(f.path !== undefined && MASKED_FILES.has(f.path));
+  // Root-only files whose one secret is masked where they are shown (netif) are not key material.
+  return (f.mode & 0o077) === 0 && !(f.path !== undefined && UNHASHED_FILES.has(f.path));
 }
 
 export function showHost(host: string, files: TarFile[]): ShownFile[] {

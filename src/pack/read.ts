@@ -1,9 +1,9 @@
 // Reads back a tarball f3s-gen wrote (ustar headers, pax path records), for show and diff.
 import { readFileSync, statSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 
 /** Far above any host's tarball (kilobytes), far below what would exhaust the memory. */
 export const MAX_TAR_BYTES = 64 << 20;
-import { gunzipSync } from "node:zlib";
 
 export interface TarFile {
   path: string;

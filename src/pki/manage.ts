@@ -87,11 +87,11 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
       const cert = await issueLeaf(keys[i]!, profile, ca.pair, issueOpts);
       // A pair whose files are lost (the index still records it) is simply issued again.
       const certFile = t.kind === "server" ? paths.serverCert : paths.clientCert(t.name);
-      if (existsSync(join(dir, certFile))) index.retired.push(retire(dir, name, reason, now));
+      const record = existsSync(join(dir, certFile)) ? retire(dir, name, reason, now) : undefined;
+      if (record) index.retired.push(record);
       writeSecretFile(dir, t.kind === "server" ? paths.serverKey : paths.clientKey(t.name), keys[i]!.privatePem);
       writeSecretFile(dir, t.kind === "server" ? paths.serverCert : paths.clientCert(t.name), cert);
-      const record = index.retired.at(-1);
-      changes.push(record?.name === name && record.at === now.toISOString() ? `${reason} ${name}: old certificate ${record.serial} moved to retired/, new key and certificate issued` : `${reason} ${name}: its files were missing; new key and certificate issued`);
+      changes.push(record ? `${reason} ${name}: old certificate ${record.serial} moved to retired/, new key and certificate issued` : `${reason} ${name}: its files were missing; new key and certificate issued`);
     }
     writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
     return { changes, diagnostics: [] };

@@ -27,13 +27,14 @@ const primaryWithFailback = (c: HostContext) => c.storage!.failback;
 
 export const MANIFEST_PATH = "usr/local/share/f3s/MANIFEST";
 
+export const MANIFEST_TEMPLATE = "common/MANIFEST.hbs";
+
 /**
  * Files whose one secret is short (the CARP password in netif): everything else in them is known,
  * so their hash would give the secret away by trying passwords. The MANIFEST, show and diff never
  * print a hash of them; show --cat and diff mask the secret itself.
  */
 export const UNHASHED_FILES: ReadonlySet<string> = new Set(["etc/rc.conf.d/netif"]);
-export const MANIFEST_TEMPLATE = "common/MANIFEST.hbs";
 
 export const artifacts: readonly Artifact[] = [
   // Every host

@@ -61,7 +61,7 @@ export function loadTemplates(dir: string): TemplateSet {
   return set;
 }
 
-function renderOne(templates: TemplateSet, name: string, ctx: object): Buffer {
+export function renderOne(templates: TemplateSet, name: string, ctx: object): Buffer {
   const template = templates.get(name);
   if (!template) throw new Error(`template ${name} is missing`);
   try {

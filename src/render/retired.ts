@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Model } from "../spec/model.js";
 import { readTarGzBuffer } from "../pack/read.js";
 import { SCRIPT } from "./artifacts.js";
-import type { RenderedFile, TemplateSet } from "./engine.js";
+import { renderOne, type RenderedFile, type TemplateSet } from "./engine.js";
 
 export type Family = "freebsd" | "linux";
 
@@ -53,8 +53,5 @@ export function retiredHosts(outDir: string, model: Model, reserved: readonly st
 
 export function renderDecommission(model: Model, host: RetiredHost, templates: TemplateSet): RenderedFile[] {
   const name = host.family === "linux" ? "retired/decommission-linux.bash.hbs" : "retired/decommission-freebsd.sh.hbs";
-  const template = templates.get(name);
-  if (!template) throw new Error(`template ${name} is missing`);
-  const content = Buffer.from(template({ model, host: { name: host.name, role: "retired" } }), "utf8");
-  return [{ path: DECOMMISSION_PATH, mode: SCRIPT, content }];
+  return [{ path: DECOMMISSION_PATH, mode: SCRIPT, content: renderOne(templates, name, { model, host: { name: host.name, role: "retired" } }) }];
 }
