@@ -26,5 +26,8 @@ export function initialSpec(example: string, schemaPath: string, password = rand
   return text
     .replace(/^domain: \S+/m, "domain: home.arpa")
     .replace(/^(\s+password: )\S+/m, `$1${password}`)
+    // ECDSA P-256: keys in microseconds instead of seconds, cheaper handshakes, supported by the
+    // stunnel/OpenSSL of every FreeBSD and Linux release f3s-gen targets.
+    .replace(/^( +)keyBits: .*$/m, (_line, indent: string) => `${indent}keyType: ecdsa-p256               # rsa (with keyBits 2048|3072|4096) | ecdsa-p256 | ecdsa-p384`)
     .replace(/^( +)tlsPort: .*$/m, (line, indent: string) => `${line}\n${indent}rootAccess: root               # root on a client is root on the export (Kubernetes); squash: nobody`);
 }

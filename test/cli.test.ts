@@ -84,8 +84,8 @@ describe("f3s-gen", () => {
     expect(text).not.toMatch(/For the team|CONTRACT|testpass|lan\.buetow\.org/);
     expect(text).toMatch(/^domain: home\.arpa/m);
     expect(statSync(join(cwd, "mine.yaml")).mode & 0o777).toBe(0o600);
-    // The example's body, key for key: only the header, domain and password differ.
-    const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("#") && !/^domain:|password:|rootAccess:/.test(l)).join("\n");
+    // The example's body, key for key: only the header, domain, password, rootAccess and key type differ.
+    const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("#") && !/^domain:|password:|rootAccess:|keyBits:|keyType:/.test(l)).join("\n");
     expect(strip(text)).toBe(strip(readFileSync(exampleSpec, "utf8")));
     // Two inits never share a password.
     await run(["init", "yours.yaml"], cwd);

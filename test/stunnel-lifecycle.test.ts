@@ -30,7 +30,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const exampleSpec = readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8");
+const rsaSpec = readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8");
+/** The example with another key type; its secrets are made fresh by the first build (ECDSA takes microseconds). */
+const withKeyType = (keyType: string) => (keyType === "rsa" ? rsaSpec : rsaSpec.replace(/^( +)keyBits: .*$/m, `$1keyType: ${keyType}`));
 
 /** A long-lived connection through a client tunnel, like the one TCP connection of an NFS mount. */
 function session(port: number): Promise<{ socket: Socket; closed: Promise<void>; echo(data: string): Promise<string | null> }> {
@@ -68,12 +70,13 @@ function fingerprint(pemOrFile: string): string {
   return spawnSync("openssl", args, { input: pemOrFile.startsWith("-----") ? pemOrFile : undefined, encoding: "utf8" }).stdout.trim();
 }
 
-describe.skipIf(!available || !isRoot)("stunnel across releases (real stunnel4, dropping to user stunnel)", () => {
+describe.skipIf(!available || !isRoot).each(["rsa", "ecdsa-p256", "ecdsa-p384"])("stunnel across releases (real stunnel4, dropping to user stunnel), %s keys", (keyType) => {
+  const exampleSpec = withKeyType(keyType);
   async function setup() {
     ensureStunnelUser();
     const echo: Echo = await startEcho();
     cleanups.push(() => echo.close());
-    const secretsDir = privateSecrets("example");
+    const secretsDir = keyType === "rsa" ? privateSecrets("example") : join(tempDir(), "secrets");
     const outDir = join(tempDir(), "out");
     const v1 = keep(await release(exampleSpec, outDir, secretsDir));
     const f0 = new Host("f0");

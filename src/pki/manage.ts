@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
 import type { Model } from "../spec/model.js";
 import { issueCa, issueLeaf } from "./certs.js";
-import { generateRsaKeys } from "./keys.js";
+import { generateKeys } from "./keys.js";
 import {
   clientProfile, subjectFor, daysLeft, loadPair, paths, readIndex, retire, serverProfile, writeSecretFile, SecretsError, EXPIRY_WARNING_DAYS,
   type RetiredCert,
@@ -77,7 +77,7 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
         throw new SecretsError(error("pki.not-issued", "", `${t.name} has no certificate yet`, "run a build: it issues one"));
       }
     }
-    const keys = await generateRsaKeys(targets.length, model.pki.keyBits);
+    const keys = await generateKeys(targets.length, model.pki.key);
     const changes: string[] = [];
     const issueOpts = { now, validityDays: model.pki.validityDays };
     for (const [i, t] of targets.entries()) {
@@ -109,7 +109,7 @@ export async function rotateCa(dir: string, model: Model, now: Date): Promise<{ 
   try {
     const index = readIndex(dir);
     loadPair(dir, paths.caCert, paths.caKey); // the old CA must be intact before it is replaced
-    const [key] = await generateRsaKeys(1, model.pki.keyBits);
+    const [key] = await generateKeys(1, model.pki.key);
     const caCert = await issueCa(key!, subjectFor(model, model.pki.caCommonName), { now, validityDays: model.pki.validityDays });
     const retired = retire(dir, "CA", "renewed", now);
     index.retired.push(retired);

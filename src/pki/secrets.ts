@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { error, warning, type Diagnostic } from "../diag/diagnostic.js";
 import type { Model } from "../spec/model.js";
 import { issueCa, issueLeaf, type Subject } from "./certs.js";
-import { generateRsaKeys, generateZfsKey, type RsaKey } from "./keys.js";
+import { algorithmOf, describeAlgorithm, generateKeys, generateZfsKey, type GeneratedKey } from "./keys.js";
 
 export interface KeyPair {
   certPem: string;
@@ -216,8 +216,8 @@ export async function openSecrets(dir: string, model: Model, opts: OpenOptions):
 
 async function createSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
   const changes = [`create the secrets directory ${dir}: CA, server certificate, ${model.clients.length} client certificate(s), ${model.zfsKeys.length} ZFS key(s)`];
-  const keys = await generateRsaKeys(2 + model.clients.length, model.pki.keyBits, opts.onProgress);
-  const [caKey, serverKey, ...clientKeys] = keys as [RsaKey, RsaKey, ...RsaKey[]];
+  const keys = await generateKeys(2 + model.clients.length, model.pki.key, opts.onProgress);
+  const [caKey, serverKey, ...clientKeys] = keys as [GeneratedKey, GeneratedKey, ...GeneratedKey[]];
   const issueOpts = { now: opts.now, validityDays: model.pki.validityDays };
   const ca = { certPem: await issueCa(caKey, subjectFor(model, model.pki.caCommonName), issueOpts), keyPem: caKey.privatePem };
   const server = { certPem: await issueLeaf(serverKey, serverProfile(model), ca, issueOpts), keyPem: serverKey.privatePem };
@@ -264,12 +264,13 @@ function collect(out: Diagnostic[], check: () => void) {
 }
 
 /** pki settings that only a new CA can change: said as a warning, never applied silently. */
-function pkiDrift(model: Model, ca: X509Certificate, caKeyBits: number | undefined, specName: string): Diagnostic[] {
+function pkiDrift(model: Model, ca: X509Certificate, specName: string): Diagnostic[] {
   const want = subjectFor(model, model.pki.caCommonName);
   const fields: [string, string | undefined][] = [["CN", want.commonName], ["O", want.organization], ["C", want.country], ["ST", want.state], ["L", want.locality]];
   const have = new Map(ca.subject.split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as const));
   const drift = fields.filter(([k, v]) => (have.get(k) ?? undefined) !== (v ?? undefined)).map(([k, v]) => `${k} ${JSON.stringify(have.get(k) ?? "")} -> ${JSON.stringify(v ?? "")}`);
-  if (caKeyBits !== undefined && caKeyBits !== model.pki.keyBits) drift.push(`key size ${caKeyBits} -> ${model.pki.keyBits}`);
+  const caKey = algorithmOf(ca.publicKey);
+  if (caKey && describeAlgorithm(caKey) !== describeAlgorithm(model.pki.key)) drift.push(`key ${describeAlgorithm(caKey)} -> ${describeAlgorithm(model.pki.key)}`);
   const validity = Math.round((new Date(ca.validTo).getTime() - new Date(ca.validFrom).getTime()) / 86400_000);
   if (validity !== model.pki.validityDays) drift.push(`validity ${validity} -> ${model.pki.validityDays} days`);
   if (!drift.length) return [];
@@ -335,7 +336,7 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   if (mismatched.length > 1) {
     diagnostics.push({ ...error("secrets", "", `${mismatched.length} certificates do not match the spec (${mismatched.join(", ")})`, `re-issue them all at once: f3s-gen pki renew ${spec} --all --secrets ${dir}`), location: { file: join(dir, paths.index), line: 1, col: 1 } });
   }
-  diagnostics.push(...pkiDrift(model, ca.cert, ca.cert.publicKey.asymmetricKeyDetails?.modulusLength, spec));
+  diagnostics.push(...pkiDrift(model, ca.cert, spec));
   if (diagnostics.some((d) => d.severity === "error")) throw new CollectedErrors(diagnostics);
 
   const zfsKeys = new Map<string, Buffer>();
@@ -365,7 +366,7 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   for (const name of removed) changes.push(`retire client ${name} (no longer in the spec): its certificate is no longer accepted`);
 
   const issueOpts = { now: opts.now, validityDays: model.pki.validityDays };
-  const keys = await generateRsaKeys(toIssue.length, model.pki.keyBits, opts.onProgress);
+  const keys = await generateKeys(toIssue.length, model.pki.key, opts.onProgress);
   const issued = new Map<string, KeyPair>();
   for (const [i, name] of toIssue.entries()) {
     issued.set(name, { certPem: await issueLeaf(keys[i]!, clientProfile(model, name), ca.pair, issueOpts), keyPem: keys[i]!.privatePem });

@@ -3,6 +3,7 @@
 import { parsePrefix } from "./net.js";
 import { defaultJobName } from "./semantic.js";
 import { systemdEscapePath } from "./systemd-escape.js";
+import type { KeyAlgorithm } from "../pki/keys.js";
 import type { Spec } from "./types.js";
 
 export type Role = "storage" | "client" | "member";
@@ -79,7 +80,8 @@ export interface Model {
     state?: string;
     locality?: string;
     caCommonName: string;
-    keyBits: 2048 | 3072 | 4096;
+    /** pki.keyType and, for RSA, pki.keyBits. */
+    key: KeyAlgorithm;
     validityDays: number;
   };
   vip: {
@@ -166,6 +168,12 @@ function mountOptions(port: number, options: string[]): string {
   return [`port=${port}`, ...options, ...safe, "_netdev"].join(",");
 }
 
+/** RSA keeps its size (4096 unless told); an elliptic curve has no size to choose. */
+function keyAlgorithm(pki: Spec["pki"]): KeyAlgorithm {
+  const type = pki.keyType ?? "rsa";
+  return type === "rsa" ? { type, bits: pki.keyBits ?? 4096 } : { type };
+}
+
 export function toModel(spec: Spec): Model {
   const fqdn = (name: string) => `${name}.${spec.domain}`;
   const node = (n: Spec["storage"]["nodes"][number]): StorageNode => {
@@ -237,7 +245,7 @@ export function toModel(spec: Spec): Model {
       state: spec.pki.state,
       locality: spec.pki.locality,
       caCommonName: spec.pki.caCommonName,
-      keyBits: spec.pki.keyBits ?? 4096,
+      key: keyAlgorithm(spec.pki),
       validityDays: spec.pki.validityDays ?? 3650,
     },
     vip: {

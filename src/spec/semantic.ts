@@ -27,6 +27,7 @@ const TEMP_SUFFIX = ".tmp-4194304".length;
 
 /** Each group of checks with the parts of the spec it reads. */
 const GROUPS: [(spec: Spec, out: Diagnostic[]) => void, string[]][] = [
+  [checkPki, ["/pki"]],
   [checkHostNames, ["/domain", "/storage/vip", "/storage/nodes", "/clients", "/members"]],
   [checkNodes, ["/storage/vip", "/storage/nodes"]],
   [checkNfs, ["/storage/nfs", "/storage/replication"]],
@@ -49,6 +50,13 @@ export function checkSemantics(spec: Spec, schemaErrorPointers: readonly string[
     check(spec, out);
   }
   return out;
+}
+
+function checkPki(spec: Spec, out: Diagnostic[]) {
+  const { keyType, keyBits } = spec.pki;
+  if (keyType && keyType !== "rsa" && keyBits !== undefined) {
+    out.push(error("key-bits-not-rsa", "/pki/keyBits", `keyBits ${keyBits} applies to RSA keys only, but keyType is ${keyType}`, `remove keyBits (the curve fixes the size), or write keyType: rsa`));
+  }
 }
 
 /** Names the secrets directory and out/ use for their own files: a host may not take them. */

@@ -10,6 +10,7 @@ export interface Spec {
     state?: string;
     locality?: string;
     caCommonName: string;
+    keyType?: "rsa" | "ecdsa-p256" | "ecdsa-p384";
     keyBits?: 2048 | 3072 | 4096;
     validityDays?: number;
   };
