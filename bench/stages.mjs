@@ -2,15 +2,13 @@
 const t0 = performance.now();
 const { checkSpecFile } = await import("../dist/spec/index.js");
 const { openSecrets } = await import("../dist/pki/secrets.js");
-const { renderHosts, packTarballs } = await import("../dist/pipeline.js");
+const { packHosts } = await import("../dist/pipeline.js");
 const t1 = performance.now();
 const [spec, secretsDir] = process.argv.slice(2);
 const checked = checkSpecFile(spec);
 const t2 = performance.now();
 const opened = await openSecrets(secretsDir, checked.model, { now: new Date() });
 const t3 = performance.now();
-const rendered = renderHosts(checked.model, opened.secrets);
+await packHosts(checked.model, opened.secrets, () => {});
 const t4 = performance.now();
-await packTarballs(checked.model, opened.secrets, rendered);
-const t5 = performance.now();
-console.log(JSON.stringify({ "load modules": t1 - t0, "check spec": t2 - t1, "open secrets": t3 - t2, render: t4 - t3, pack: t5 - t4 }));
+console.log(JSON.stringify({ "load modules": t1 - t0, "check spec": t2 - t1, "open secrets": t3 - t2, "render + pack": t4 - t3 }));

@@ -4,11 +4,11 @@ import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { checkSpecFile, type CheckedSpec } from "./spec/index.js";
 import type { Model } from "./spec/model.js";
 import { openSecrets, type Secrets } from "./pki/secrets.js";
-import { loadTemplates, renderAll, type HostFiles } from "./render/engine.js";
+import { loadTemplates, renderAll, renderHost, type HostFiles } from "./render/engine.js";
 import { renderDecommission, retiredHosts, RETIRED_DIR, type RetiredHost } from "./render/retired.js";
 import { templatesDir } from "./paths.js";
 import { tarGz } from "./pack/tarball.js";
-import { checkOutputDir, checkSeparate, writeOutput } from "./pack/output.js";
+import { checkOutputDir, checkSeparate, Staging } from "./pack/output.js";
 
 export interface BuildOptions {
   specPath: string;
@@ -49,12 +49,33 @@ export function renderHosts(model: Model, secrets: Secrets): HostFiles[] {
   return renderAll(model, secrets, loadTemplates(templatesDir));
 }
 
-export async function packTarballs(model: Model, secrets: Secrets, rendered: HostFiles[]): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  const packed = await Promise.all(rendered.map((h) => tarGz(h.files)));
-  rendered.forEach((h, i) => out.set(`${h.host.name}.tar.gz`, packed[i]!));
-  out.set(KEYS_TARBALL, await tarGz(keyBundleEntries(model, secrets)));
-  return out;
+/** Tarballs compressed on the thread pool while the next host renders; at most this many wait in memory. */
+const PACK_WINDOW = 4;
+
+/**
+ * Renders and packs every host, one at a time, and hands each tarball (and the key bundle) to `sink`
+ * as soon as it is made: memory holds a few hosts' files, never the whole cluster's.
+ */
+export async function packHosts(model: Model, secrets: Secrets, sink: (name: string, data: Buffer) => void): Promise<HostSummary[]> {
+  const templates = loadTemplates(templatesDir);
+  const summaries: HostSummary[] = new Array(model.hosts.length);
+  const all: Promise<void>[] = [];
+  const active = new Set<Promise<void>>();
+  for (const [i, host] of model.hosts.entries()) {
+    const { files } = renderHost(model, host, secrets, templates);
+    const job = tarGz(files).then((tgz) => {
+      sink(`${host.name}.tar.gz`, tgz);
+      summaries[i] = { name: host.name, role: host.role, files: files.length, bytes: tgz.length };
+    });
+    const tracked = job.finally(() => active.delete(tracked));
+    tracked.catch(() => {}); // observed by Promise.all below; a failure must not go unhandled meanwhile
+    active.add(tracked);
+    all.push(tracked);
+    if (active.size >= PACK_WINDOW) await Promise.race(active);
+  }
+  await Promise.all(all);
+  sink(KEYS_TARBALL, await tarGz(keyBundleEntries(model, secrets)));
+  return summaries;
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
@@ -66,27 +87,27 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress, specName: opts.specName ?? opts.specPath });
   diagnostics.push(...opened.diagnostics);
   if (!opened.secrets || hasErrors(opened.diagnostics)) return { checked, diagnostics, secretChanges: opened.changes };
-  // Key generation, rendering and packing all happen in memory; only then are new secrets
-  // recorded and out/ replaced, so a build killed or failing before that changes nothing.
-  const rendered = renderHosts(checked.model, opened.secrets);
-  const tarballs = await packTarballs(checked.model, opened.secrets, rendered);
-  const retired = retiredHosts(opts.outDir, checked.model, [KEYS_NAME]);
-  // Templates again only when a host is retired (rare): a plain build does not pay for it.
-  const templates = retired.length ? loadTemplates(templatesDir) : undefined;
-  for (const r of retired) tarballs.set(`${RETIRED_DIR}/${r.name}.tar.gz`, await tarGz(renderDecommission(checked.model, r, templates!)));
-  writeOutput(opts.outDir, tarballs, {
-    beforeSwap: () => {
-      opts.beforeSwap?.();
-      opened.commit();
-    },
-  });
-  const hosts = rendered.map((h) => ({
-    name: h.host.name,
-    role: h.host.role,
-    files: h.files.length,
-    bytes: tarballs.get(`${h.host.name}.tar.gz`)!.length,
-  }));
-  return { checked, diagnostics, hosts, retired, secretChanges: opened.changes };
+  // Key generation, rendering and packing all happen before anything is recorded: new secrets
+  // are committed and out/ replaced only at the end, so a build killed or failing before that
+  // changes nothing (the staging directory is dropped by the next run).
+  const staging = new Staging(opts.outDir); // also repairs what an interrupted run left
+  try {
+    const retired = retiredHosts(opts.outDir, checked.model, [KEYS_NAME]);
+    const hosts = await packHosts(checked.model, opened.secrets, (name, data) => staging.add(name, data));
+    // Templates again only when a host is retired (rare): a plain build does not pay for it.
+    const templates = retired.length ? loadTemplates(templatesDir) : undefined;
+    for (const r of retired) staging.add(`${RETIRED_DIR}/${r.name}.tar.gz`, await tarGz(renderDecommission(checked.model, r, templates!)));
+    staging.commit({
+      beforeSwap: () => {
+        opts.beforeSwap?.();
+        opened.commit();
+      },
+    });
+    return { checked, diagnostics, hosts, retired, secretChanges: opened.changes };
+  } catch (e) {
+    staging.abort();
+    throw e;
+  }
 }
 
 export interface Plan {

@@ -57,29 +57,62 @@ export function checkOutputDir(outDir: string) {
   }
 }
 
-/** Replaces outDir with exactly `files` (name -> bytes), mode 0600: tarballs carry private keys. */
-export function writeOutput(outDir: string, files: Map<string, Buffer>, hooks: { beforeSwap?: () => void } = {}) {
-  recoverOutput(outDir);
-  checkOutputDir(outDir);
-  const staging = `${outDir}.tmp-${process.pid}`;
-  mkdirSync(dirname(outDir), { recursive: true });
-  mkdirSync(staging, { mode: 0o700 });
-  try {
-    writeFileSync(join(staging, OUT_MARKER), "This directory is replaced as a whole by every f3s-gen build.\n", { mode: 0o600 });
-    for (const [name, data] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      mkdirSync(dirname(join(staging, name)), { recursive: true, mode: 0o700 });
-      writeFileSync(join(staging, name), data, { mode: 0o600 });
+/**
+ * The next out/, filled one file at a time (so that a build holds one host's tarball in memory, not
+ * every host's) in a sibling staging directory that replaces out/ by rename on commit.
+ */
+export class Staging {
+  private readonly dir: string;
+  private done = false;
+
+  constructor(private readonly outDir: string) {
+    recoverOutput(outDir);
+    checkOutputDir(outDir);
+    this.dir = `${outDir}.tmp-${process.pid}`;
+    mkdirSync(dirname(outDir), { recursive: true });
+    mkdirSync(this.dir, { mode: 0o700 });
+    this.add(OUT_MARKER, Buffer.from("This directory is replaced as a whole by every f3s-gen build.\n"));
+  }
+
+  /** Writes one file (mode 0600: tarballs carry private keys). */
+  add(name: string, data: Buffer) {
+    mkdirSync(dirname(join(this.dir, name)), { recursive: true, mode: 0o700 });
+    writeFileSync(join(this.dir, name), data, { mode: 0o600 });
+  }
+
+  /** Drops everything staged; out/ stays as it was. */
+  abort() {
+    if (!this.done) rmSync(this.dir, { recursive: true, force: true });
+    this.done = true;
+  }
+
+  /** Replaces out/ with what was staged. `beforeSwap` runs last before the swap; if it throws, nothing is replaced. */
+  commit(hooks: { beforeSwap?: () => void } = {}) {
+    try {
+      hooks.beforeSwap?.();
+    } catch (e) {
+      this.abort();
+      throw e;
     }
-    hooks.beforeSwap?.();
+    // Two renames with nothing asynchronous between them; recoverOutput() repairs the one moment
+    // a hard kill could still hit.
+    const old = `${this.outDir}.old-${process.pid}`;
+    const hadOld = existsSync(this.outDir);
+    if (hadOld) renameSync(this.outDir, old);
+    renameSync(this.dir, this.outDir);
+    this.done = true;
+    if (hadOld) rmSync(old, { recursive: true, force: true });
+  }
+}
+
+/** Replaces outDir with exactly `files` (name -> bytes), mode 0600. */
+export function writeOutput(outDir: string, files: Map<string, Buffer>, hooks: { beforeSwap?: () => void } = {}) {
+  const staging = new Staging(outDir);
+  try {
+    for (const [name, data] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) staging.add(name, data);
   } catch (e) {
-    rmSync(staging, { recursive: true, force: true });
+    staging.abort();
     throw e;
   }
-  // Two renames with nothing asynchronous between them; recoverOutput() repairs the one moment
-  // a hard kill could still hit.
-  const old = `${outDir}.old-${process.pid}`;
-  const hadOld = existsSync(outDir);
-  if (hadOld) renameSync(outDir, old);
-  renameSync(staging, outDir);
-  if (hadOld) rmSync(old, { recursive: true, force: true });
+  staging.commit(hooks);
 }
