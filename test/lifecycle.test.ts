@@ -95,6 +95,31 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     expect(host.sb.has("active/mnt-media.mount")).toBe(false);
   });
 
+  it("a Debian client: f3s-gen's own f3s-stunnel.service runs the tunnel; a mount added later equals a fresh deploy", async () => {
+    const debian = (spec: string) => spec.replace("  - name: r0\n", "  - name: r0\n    os: debian\n");
+    const withMedia = (spec: string) => spec.replace("  - name: r0\n    os: debian\n    mounts:\n", "  - name: r0\n    os: debian\n    mounts:\n      - export: /data/nfs/media\n        mountpoint: /mnt/media\n");
+    const { v1, v2 } = await releases((s) => withMedia(s), debian(exampleSpec));
+    const { host, applied } = upgrade("r0", v1, v2);
+    expect(changeLines(applied.stdout, "changed")).toContain("started mnt-media.mount");
+    for (const unit of ["f3s-stunnel.service", "f3s-tunnel-guard.service", "data-nfs-k3svolumes.mount", "mnt-media.mount"]) {
+      expect(host.sb.has(`enabled/${unit}`), unit).toBe(true);
+      expect(host.sb.has(`active/${unit}`), unit).toBe(true);
+    }
+    expect(host.sb.has("enabled/stunnel.service")).toBe(false);
+    expect(existsSync(join(host.root, "etc/f3s/stunnel.conf"))).toBe(true);
+    expect(existsSync(join(host.root, "etc/stunnel/stunnel.conf")), "nothing for the stunnel4 script to start twice").toBe(false);
+  });
+
+  it("a client moved from Rocky to Debian: the distribution's stunnel.service is stopped and disabled, f3s-stunnel.service takes over", async () => {
+    const { v1, v2 } = await releases((s) => s.replace("  - name: r0\n", "  - name: r0\n    os: debian\n"));
+    const { host, applied } = upgrade("r0", v1, v2);
+    const changes = changeLines(applied.stdout, "changed");
+    expect(changes).toContain("stopped and disabled the NFS tunnel (stunnel.service)");
+    expect(changes).toContain("started f3s-stunnel.service");
+    expect(host.sb.has("active/stunnel.service")).toBe(false);
+    expect(host.sb.has("active/f3s-stunnel.service")).toBe(true);
+  });
+
   it("redirectNfsPort turned off: the DNAT unit is stopped (its rule removed), disabled and deleted with its script", async () => {
     const { v1, v2 } = await releases((s) => s.replace(/\n\s*redirectNfsPort: true.*/, ""));
     const { host, applied } = upgrade("earth", v1, v2);

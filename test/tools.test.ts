@@ -107,7 +107,8 @@ describe.skipIf(!hasTool("dash", ["-c", "true"]))("dash", () => {
 
 /**
  * A root for systemd-analyze: the extracted tarball, the distribution's own units (targets), and a
- * stub stunnel.service standing in for the one Rocky/Fedora ship.
+ * stub stunnel.service standing in for the one Rocky/Fedora ship (Debian-family clients bring their
+ * own f3s-stunnel.service, which runs /usr/bin/stunnel4).
  */
 function systemdRoot(c: string, host: string): string {
   const dir = root(c, host);
@@ -117,6 +118,8 @@ function systemdRoot(c: string, host: string): string {
   mkdirSync(join(dir, "usr/bin"), { recursive: true });
   mkdirSync(join(dir, "bin"), { recursive: true });
   copyFileSync("/bin/true", join(dir, "usr/bin/stunnel"));
+  copyFileSync("/bin/true", join(dir, "usr/bin/stunnel4")); // Debian's name, for f3s-stunnel.service
+  chmodSync(join(dir, "usr/bin/stunnel4"), 0o755);
   mkdirSync(join(dir, "usr/sbin"), { recursive: true });
   copyFileSync("/bin/true", join(dir, "usr/sbin/nft"));
   chmodSync(join(dir, "usr/sbin/nft"), 0o755);

@@ -85,7 +85,8 @@ export const artifacts: readonly Artifact[] = [
   { template: "storage/zrepl/sink.yml.hbs", path: "usr/local/etc/zrepl/zrepl.yml", mode: PUBLIC, roles: STORAGE, when: (c) => c.storage!.isStandby },
 
   // Clients
-  { template: "client/stunnel.conf.hbs", path: "etc/stunnel/stunnel.conf", mode: PUBLIC, roles: CLIENT },
+  { template: "client/stunnel.conf.hbs", path: (c) => c.client!.platform.stunnelConf.slice(1), mode: PUBLIC, roles: CLIENT },
+  { template: "client/f3s-stunnel.service.hbs", path: "etc/systemd/system/f3s-stunnel.service", mode: PUBLIC, roles: CLIENT, when: (c) => c.client!.platform.ownStunnelUnit },
   { template: "client/client-stunnel.pem.hbs", path: (c) => `etc/stunnel/${c.client!.name}-stunnel.pem`, mode: PRIVATE, roles: CLIENT },
   { template: "common/ca-cert.pem.hbs", path: "etc/stunnel/ca-cert.pem", mode: PUBLIC, roles: CLIENT },
   { template: "client/idmapd.conf.hbs", path: "etc/idmapd.conf", mode: PUBLIC, roles: CLIENT },

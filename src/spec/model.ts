@@ -44,9 +44,61 @@ export interface ClientMount {
   options: string;
 }
 
+/** What a client's distribution decides: how stunnel runs, what to install, the nobody group. */
+export interface ClientPlatform {
+  family: "rhel" | "debian";
+  /** The unit that runs the tunnel: the distribution's stunnel.service, or f3s-stunnel.service shipped by f3s-gen. */
+  stunnelUnit: string;
+  ownStunnelUnit: boolean;
+  /** Absolute path of the tunnel's configuration. */
+  stunnelConf: string;
+  stunnelBinary: string;
+  /** Commands activation needs, and the command that installs them. */
+  tools: string[];
+  install: string;
+  /** idmapd's Nobody-Group: Debian calls the group nogroup. */
+  nobodyGroup: string;
+}
+
+export const CLIENT_OS = ["rocky", "fedora", "debian", "ubuntu"] as const;
+export type ClientOs = (typeof CLIENT_OS)[number];
+
+/**
+ * Rocky and Fedora ship stunnel.service (Type=forking) for /etc/stunnel/stunnel.conf. Debian and
+ * Ubuntu ship a SysV stunnel4 script that starts every /etc/stunnel/*.conf and a stunnel@.service
+ * template; f3s-gen ships its own f3s-stunnel.service there, with the configuration outside
+ * /etc/stunnel so that stunnel4's script never starts a second copy on the same port.
+ */
+const PLATFORMS: Record<ClientPlatform["family"], ClientPlatform> = {
+  rhel: {
+    family: "rhel",
+    stunnelUnit: "stunnel.service",
+    ownStunnelUnit: false,
+    stunnelConf: "/etc/stunnel/stunnel.conf",
+    stunnelBinary: "/usr/bin/stunnel",
+    tools: ["stunnel", "mount.nfs4", "nft"],
+    install: "dnf install -y stunnel nfs-utils nftables",
+    nobodyGroup: "nobody",
+  },
+  debian: {
+    family: "debian",
+    stunnelUnit: "f3s-stunnel.service",
+    ownStunnelUnit: true,
+    stunnelConf: "/etc/f3s/stunnel.conf",
+    stunnelBinary: "/usr/bin/stunnel4",
+    tools: ["stunnel4", "mount.nfs4", "nft"],
+    install: "apt-get install -y stunnel4 nfs-common nftables",
+    nobodyGroup: "nogroup",
+  },
+};
+
+export const platformOf = (os: ClientOs): ClientPlatform => PLATFORMS[os === "debian" || os === "ubuntu" ? "debian" : "rhel"];
+
 export interface Client {
   name: string;
   fqdn: string;
+  os: ClientOs;
+  platform: ClientPlatform;
   mounts: ClientMount[];
   restartStuckPods: boolean;
   redirectNfsPort: boolean;
@@ -210,6 +262,8 @@ export function toModel(spec: Spec): Model {
   const clients: Client[] = spec.clients.map((c) => ({
     name: c.name,
     fqdn: fqdn(c.name),
+    os: c.os ?? "rocky",
+    platform: platformOf(c.os ?? "rocky"),
     restartStuckPods: c.restartStuckPods ?? false,
     redirectNfsPort: c.redirectNfsPort ?? false,
     kubernetesNodeName: c.kubernetesNodeName ?? c.name,

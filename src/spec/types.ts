@@ -29,6 +29,7 @@ export interface Spec {
   };
   clients: {
     name: string;
+    os?: "rocky" | "fedora" | "debian" | "ubuntu";
     mounts: { export: string; mountpoint: string; options?: string[] }[];
     restartStuckPods?: boolean;
     redirectNfsPort?: boolean;
