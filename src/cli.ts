@@ -1,6 +1,6 @@
 // Arguments in, exit code out: the only module that prints or exits.
 // Exit codes: 0 success, 1 invalid input (spec or secrets), 2 usage error.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { diagnosticToJson, formatDiagnostics } from "./diag/format.js";
@@ -15,6 +15,14 @@ const manage = () => import("./pki/manage.js");
 const inspectDiff = () => import("./inspect/diff.js");
 const inspectShow = () => import("./inspect/show.js");
 import { SecretsError } from "./pki/secrets.js";
+
+const isLink = (p: string) => {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+};
 
 export const EXIT = { ok: 0, invalid: 1, usage: 2, changes: 3 } as const;
 
@@ -232,8 +240,9 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       case "init": {
         if (p.positional.length > 1) throw new UsageError("init takes at most one path");
         const target = resolve(io.cwd, p.positional[0] ?? "f3s.yaml");
-        if (existsSync(target)) {
-          io.stderr(`f3s-gen: ${target} exists; not overwriting it\n`);
+        // lstat, not exists: a dangling symbolic link "does not exist" but would be written through.
+        if (existsSync(target) || isLink(target)) {
+          io.stderr(`f3s-gen: ${target} exists${isLink(target) ? " (a symbolic link)" : ""}; not overwriting it\n`);
           return EXIT.invalid;
         }
         if (!existsSync(dirname(target))) {
@@ -241,7 +250,8 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
           return EXIT.invalid;
         }
         const { initialSpec } = await import("./init.js");
-        writeFileSync(target, initialSpec(readFileSync(join(examplesDir, "f3s.example.yaml"), "utf8"), schemaPath), { mode: 0o600 });
+        // "wx": O_CREAT|O_EXCL, so a link planted between the check and the write is refused too.
+        writeFileSync(target, initialSpec(readFileSync(join(examplesDir, "f3s.example.yaml"), "utf8"), schemaPath), { mode: 0o600, flag: "wx" });
         if (!quiet) io.stdout(`wrote ${target} (mode 0600: it holds a generated CARP password): put your cluster's names and addresses in, then run f3s-gen build ${p.positional[0] ?? "f3s.yaml"}\n`);
         return EXIT.ok;
       }

@@ -2,7 +2,7 @@
 // (no hang on /dev/zero, no memory blown by a huge file), and names in index.json that could reach
 // outside the secrets directory.
 import { describe, expect, it } from "vitest";
-import { rmSync, symlinkSync, writeFileSync, readFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, rmSync, statSync, symlinkSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { runMain, type Io } from "../src/cli.js";
@@ -51,5 +51,61 @@ describe("hostile secrets and output files", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/show failed: .*(buffer|length|larger)/i);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("a local user's leverage on the files f3s-gen writes", () => {
+  it("a secrets file readable by others (0644 CA key inside the 0700 directory) is refused, naming it", async () => {
+    const secrets = privateSecrets("example");
+    chmodSync(join(secrets, "ca/ca-key.pem"), 0o644);
+    const r = await cli(["build", spec, "--secrets", secrets, "--out", join(tempDir(), "out")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${join(secrets, "ca/ca-key.pem")}:1:1: error:`);
+    expect(r.stderr).toContain("a secrets file is accessible to other users (mode 0644)");
+    expect(r.stderr).toContain(`chmod -R go= ${secrets}`);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("a secrets directory owned by another user is refused", async () => {
+    const secrets = privateSecrets("example");
+    chownSync(secrets, 65534, 65534);
+    const r = await cli(["build", spec, "--secrets", secrets, "--out", join(tempDir(), "out")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/owned by uid 65534, not by the user running f3s-gen/);
+  });
+
+  it("an expired client certificate is an error naming its file, not a warning that deploys it", async () => {
+    const secrets = privateSecrets("example");
+    const short = join(tempDir(), "spec.yaml");
+    // A leaf re-issued with a one-day lifetime (the CA keeps its ten years), then built two days later.
+    writeFileSync(short, readFileSync(spec, "utf8").replace(/validityDays: \d+/, "validityDays: 1"));
+    expect((await cli(["pki", "renew", short, "r0", "--secrets", secrets])).code).toBe(0);
+    let stderr = "";
+    const io: Io = { stdout: () => {}, stderr: (s) => (stderr += s), isTTY: false, env: {}, cwd: tempDir(), now: () => new Date(Date.now() + 2 * 86400_000) };
+    const out = join(tempDir(), "out");
+    expect(await runMain(["build", spec, "--secrets", secrets, "--out", out], io)).toBe(1);
+    expect(stderr).toContain(`${join(secrets, "clients/r0-cert.pem")}:1:1: error:`);
+    expect(stderr).toMatch(/the r0 certificate expired on .*\n(.*\n)*?\s+hint: run `f3s-gen pki renew <spec> r0`/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("init does not write through a dangling symbolic link", async () => {
+    const dir = tempDir();
+    const victim = join(tempDir(), "victim");
+    symlinkSync(victim, join(dir, "f3s.yaml"));
+    const r = await runMain(["init", join(dir, "f3s.yaml")], { stdout: () => {}, stderr: () => {}, isTTY: false, env: {}, cwd: dir, now: () => new Date() });
+    expect(r).not.toBe(0);
+    expect(existsSync(victim)).toBe(false);
+  });
+
+  it("under umask 000 the parents of --out are not created world-writable", async () => {
+    const base = tempDir();
+    const old = process.umask(0);
+    try {
+      const r = await cli(["build", spec, "--secrets", join(base, "s/secrets"), "--out", join(base, "a/b/out"), "--quiet"]);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      process.umask(old);
+    }
+    for (const d of ["a", "a/b", "s"]) expect(statSync(join(base, d)).mode & 0o022, `${d} is writable by others`).toBe(0);
   });
 });

@@ -69,7 +69,8 @@ export class Staging {
     recoverOutput(outDir);
     checkOutputDir(outDir);
     this.dir = `${outDir}.tmp-${process.pid}`;
-    mkdirSync(dirname(outDir), { recursive: true });
+    // Explicit mode: under umask 000 the parents would otherwise be created 0777.
+    mkdirSync(dirname(outDir), { recursive: true, mode: 0o755 });
     mkdirSync(this.dir, { mode: 0o700 });
     this.add(OUT_MARKER, Buffer.from("This directory is replaced as a whole by every f3s-gen build.\n"));
   }

@@ -176,13 +176,29 @@ function readIndex(dir: string): SecretsIndex {
   }
 }
 
+/**
+ * The directory, and every file and directory in it, private to the user running f3s-gen: a
+ * readable key inside a 0700 directory is still one `chmod` of the parent away from everyone, and a
+ * directory owned by someone else can be changed under us by that user.
+ */
 function checkPermissions(dir: string, out: Diagnostic[]) {
-  const mode = statSync(dir).mode & 0o777;
-  if (mode & 0o077) {
-    out.push({
-      ...error("secrets.permissions", "", `the secrets directory is accessible to other users (mode ${mode.toString(8).padStart(4, "0")})`, `run: chmod -R go= ${dir}`),
-      location: { file: dir, line: 1, col: 1 },
-    });
+  const uid = process.getuid?.();
+  const problems: { file: string; message: string; hint: string }[] = [];
+  const walk = (p: string, depth: number) => {
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) return; // refused where it is read, with a better message than its mode
+    const mode = st.mode & 0o777;
+    if (uid !== undefined && st.uid !== uid) problems.push({ file: p, message: `owned by uid ${st.uid}, not by the user running f3s-gen (uid ${uid})`, hint: `run f3s-gen as the directory's owner, or: chown -R ${uid} ${dir}` });
+    else if (mode & 0o077) problems.push({ file: p, message: `${p === dir ? "the secrets directory" : "a secrets file"} is accessible to other users (mode ${mode.toString(8).padStart(4, "0")})`, hint: `run: chmod -R go= ${dir}` });
+    if (st.isDirectory() && depth < 4) for (const n of readdirSync(p)) walk(join(p, n), depth + 1);
+  };
+  walk(dir, 0);
+  // One finding per kind is enough to act on; the count says how far it goes.
+  for (const kind of ["owned by", "accessible"]) {
+    const hits = problems.filter((x) => x.message.includes(kind));
+    if (!hits.length) continue;
+    const more = hits.length > 1 ? ` (and ${hits.length - 1} more)` : "";
+    out.push({ ...error("secrets.permissions", "", hits[0]!.message + more, hits[0]!.hint), location: { file: hits[0]!.file, line: 1, col: 1 } });
   }
 }
 
@@ -241,7 +257,7 @@ async function createSecrets(dir: string, model: Model, opts: OpenOptions): Prom
       for (const [name, key] of zfsKeys) writeSecretFile(tmp, paths.zfsKey(name), key);
       const index: SecretsIndex = { format: 1, cluster: clusterOf(model), clients: [...clients.keys()].sort(), zfsKeys: [...zfsKeys.keys()].sort(), retired: [] };
       writeSecretFile(tmp, paths.index, JSON.stringify(index, null, 2) + "\n");
-      mkdirSync(dirname(dir), { recursive: true });
+      mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
       renameSync(tmp, dir);
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });
@@ -356,7 +372,8 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   for (const [name, cert] of certs) {
     const left = daysLeft(cert, opts.now);
     const hint = name === "CA" ? "roll the CA: `f3s-gen pki rotate-ca <spec>` (README)" : `run \`f3s-gen pki renew <spec> ${name}\``;
-    if (left < 0) diagnostics.push(warning("cert-expired", "", `the ${name} certificate expired on ${cert.validTo}`, hint));
+    // An expired leaf would be deployed and refused by the other end of the tunnel: an error, with the fix.
+    if (left < 0) diagnostics.push({ ...error("cert-expired", "", `the ${name} certificate expired on ${cert.validTo}`, hint), location: { file: join(dir, name === "server" ? paths.serverCert : paths.clientCert(name)), line: 1, col: 1 } });
     else if (left < EXPIRY_WARNING_DAYS) diagnostics.push(warning("cert-expiring", "", `the ${name} certificate expires in ${left} day(s), on ${cert.validTo}`, hint));
   }
 
