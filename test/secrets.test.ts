@@ -59,14 +59,23 @@ describe("the secrets directory", () => {
     expect(snapshot(dir)).toEqual(before);
   });
 
-  it("replaces leftovers of an interrupted run (files of a client the index does not list)", async () => {
+  it("never overwrites files the index does not list: a new client's name taken, a ZFS key an older index forgot", async () => {
     const dir = privateSecrets("example");
-    writeFileSync(join(dir, paths.clientKey("r3")), "half-written", { mode: 0o600 });
+    const before = snapshot(dir);
+    writeFileSync(join(dir, paths.clientKey("r3")), "someone's key", { mode: 0o600 });
     const added = spec.replace("members:", "  - name: r3\n    mounts:\n      - export: /data/nfs/k3svolumes\n        mountpoint: /data/nfs/k3svolumes\n\nmembers:");
-    const r = await openAndCommit(dir, model(added));
-    expect(r.diagnostics).toEqual([]);
-    expect(readFileSync(join(dir, paths.clientKey("r3")), "utf8")).toMatch(/BEGIN PRIVATE KEY/);
-    expect((await openSecrets(dir, model(added), { now })).changes).toEqual([]);
+    const r = await openSecrets(dir, model(added), { now });
+    expect(r.diagnostics.map((d) => [d.location?.file, d.message])).toEqual([[join(dir, paths.clientKey("r3")), `index.json does not list client r3, but ${paths.clientKey("r3")} exist`]]);
+    expect(r.diagnostics[0]!.hint).toMatch(/restore index.json from your backup/);
+    rmSync(join(dir, paths.clientKey("r3")));
+    // An index restored from before the key of f1's zdata was recorded.
+    const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
+    const key = "f1.lan.buetow.org:zdata.key";
+    writeFileSync(join(dir, "index.json"), JSON.stringify({ ...index, zfsKeys: index.zfsKeys.filter((k: string) => k !== key) }), { mode: 0o600 });
+    const again = await openSecrets(dir, model(), { now });
+    expect(again.diagnostics.map((d) => [d.location?.file, d.message])).toEqual([[join(dir, paths.zfsKey(key)), "index.json does not list this ZFS key, but the file exists"]]);
+    writeFileSync(join(dir, "index.json"), JSON.stringify(index, null, 2) + "\n", { mode: 0o600 });
+    expect(snapshot(dir)).toEqual(before);
   });
 
   it("retires a client removed from the spec: files moved aside, never deleted", async () => {
@@ -77,7 +86,8 @@ describe("the secrets directory", () => {
     expect(existsSync(join(dir, paths.clientCert("r2")))).toBe(false);
     const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
     expect(index.retired[0]).toMatchObject({ name: "r2", reason: "removed" });
-    expect(readdirSync(join(dir, "retired"))[0]).toMatch(/^r2-[0-9a-f]+$/);
+    expect(index.retired[0].kind).toBe("client");
+    expect(readdirSync(join(dir, "retired"))[0]).toMatch(/^client-r2-[0-9a-f]+$/);
   });
 
   const broken: [string, (dir: string) => void, string, RegExp][] = [

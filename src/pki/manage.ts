@@ -8,9 +8,10 @@ import type { Model } from "../spec/model.js";
 import { issueCa, issueLeaf } from "./certs.js";
 import { generateKeys } from "./keys.js";
 import {
-  clientProfile, subjectFor, daysLeft, loadPair, paths, readIndex, retire, serverProfile, writeSecretFile, SecretsError, EXPIRY_WARNING_DAYS,
-  type RetiredCert,
+  clientProfile, subjectFor, daysLeft, loadPair, paths, readIndex, retiredRecord, retireInto, recoverIfPending, indexText, serverProfile, targetName, SecretsError, EXPIRY_WARNING_DAYS,
+  type KeyPair, type RetiredCert, type SecretsIndex,
 } from "./secrets.js";
+import { SecretsTransaction, pendingJournal } from "./transaction.js";
 
 export interface CertStatus {
   /** "CA", "server" or the client's name. */
@@ -43,6 +44,10 @@ function status(host: string, kind: CertStatus["kind"], file: string, now: Date)
 /** Every current certificate in the secrets directory (no spec needed). */
 export function pkiStatus(dir: string, now: Date): { certs: CertStatus[]; retired: RetiredCert[] } {
   if (!existsSync(join(dir, paths.index))) throw new SecretsError({ ...error("secrets", "", "not an f3s-gen secrets directory (no index.json)", "pass --secrets DIR, or run a build first"), location: { file: dir, line: 1, col: 1 } });
+  const journal = pendingJournal(dir);
+  if (journal) {
+    throw new SecretsError({ ...error("secrets.pending", "", "a secrets change was interrupted after it was committed and is not finished yet", "run f3s-gen build (or any pki command that changes the secrets): it finishes the change first"), location: { file: journal, line: 1, col: 1 } });
+  }
   const index = readIndex(dir);
   const certs = [status("CA", "ca", join(dir, paths.caCert), now), status("server", "server", join(dir, paths.serverCert), now)];
   const clients = existsSync(join(dir, "clients")) ? readdirSync(join(dir, "clients")).filter((f) => f.endsWith("-cert.pem")).sort() : [];
@@ -62,11 +67,42 @@ export function pkiStatus(dir: string, now: Date): { certs: CertStatus[]; retire
 export type ReissueTarget = { kind: "server" } | { kind: "client"; name: string };
 
 /**
+ * Adds to `txn` a new key and certificate for each target, issued by `ca`, with the current pair
+ * (if its files exist) moved aside and recorded in `index` with the reason.
+ */
+async function reissueInto(
+  txn: SecretsTransaction, dir: string, model: Model, targets: ReissueTarget[], ca: KeyPair, index: SecretsIndex, reason: "renewed" | "revoked", now: Date,
+): Promise<string[]> {
+  const keys = await generateKeys(targets.length, model.pki.key);
+  const changes: string[] = [];
+  const issueOpts = { now, validityDays: model.pki.validityDays };
+  for (const [i, t] of targets.entries()) {
+    const name = targetName(t);
+    const profile = t.kind === "server" ? serverProfile(model) : clientProfile(model, t.name);
+    const cert = await issueLeaf(keys[i]!, profile, ca, issueOpts);
+    const [certRel, keyRel] = paths.pair(t);
+    // A pair whose files are lost (the index still records it) is simply issued again.
+    const record = existsSync(join(dir, certRel)) ? retiredRecord(dir, t, reason, now) : undefined;
+    if (record) {
+      retireInto(txn, dir, t, record); // moved aside before the new pair takes its place
+      index.retired.push(record);
+    }
+    txn.put(keyRel, keys[i]!.privatePem);
+    txn.put(certRel, cert);
+    if (t.kind === "client" && !index.clients.includes(t.name)) index.clients = [...index.clients, t.name].sort();
+    changes.push(record ? `${reason} ${name}: old certificate ${record.serial} moved to retired/, new key and certificate issued` : `${reason} ${name}: its files were missing; new key and certificate issued`);
+  }
+  return changes;
+}
+
+/**
  * Moves the current pair aside (recorded in index.json with the reason) and issues a new key and
- * certificate under the same CA. Nothing else changes.
+ * certificate under the same CA, in one transaction. Nothing else changes.
  */
 export async function reissue(dir: string, model: Model, targets: ReissueTarget[], reason: "renewed" | "revoked", now: Date): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
   try {
+    const changes: string[] = [];
+    recoverIfPending(dir, changes);
     const index = readIndex(dir);
     const ca = loadPair(dir, paths.caCert, paths.caKey);
     for (const t of targets) {
@@ -77,23 +113,9 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
         throw new SecretsError(error("pki.not-issued", "", `${t.name} has no certificate yet`, "run a build: it issues one"));
       }
     }
-    const keys = await generateKeys(targets.length, model.pki.key);
-    const changes: string[] = [];
-    const issueOpts = { now, validityDays: model.pki.validityDays };
-    for (const [i, t] of targets.entries()) {
-      const name = t.kind === "server" ? "server" : t.name;
-      const profile = t.kind === "server" ? serverProfile(model) : clientProfile(model, t.name);
-      // Issued before the old pair moves aside, so a failure cannot leave the name without one.
-      const cert = await issueLeaf(keys[i]!, profile, ca.pair, issueOpts);
-      // A pair whose files are lost (the index still records it) is simply issued again.
-      const certFile = t.kind === "server" ? paths.serverCert : paths.clientCert(t.name);
-      const record = existsSync(join(dir, certFile)) ? retire(dir, name, reason, now) : undefined;
-      if (record) index.retired.push(record);
-      writeSecretFile(dir, t.kind === "server" ? paths.serverKey : paths.clientKey(t.name), keys[i]!.privatePem);
-      writeSecretFile(dir, t.kind === "server" ? paths.serverCert : paths.clientCert(t.name), cert);
-      changes.push(record ? `${reason} ${name}: old certificate ${record.serial} moved to retired/, new key and certificate issued` : `${reason} ${name}: its files were missing; new key and certificate issued`);
-    }
-    writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
+    const txn = new SecretsTransaction(dir);
+    changes.push(...(await reissueInto(txn, dir, model, targets, ca.pair, index, reason, now)));
+    txn.commit(indexText(index));
     return { changes, diagnostics: [] };
   } catch (e) {
     if (e instanceof SecretsError) return { changes: [], diagnostics: [e.diagnostic] };
@@ -103,22 +125,26 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
 
 /**
  * Rolls the CA: a new CA key and certificate, the old CA moved to retired/, and every leaf
- * re-issued under the new CA. The ZFS keys are untouched.
+ * re-issued under the new CA, all in one transaction. The ZFS keys are untouched.
  */
 export async function rotateCa(dir: string, model: Model, now: Date): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
   try {
+    const changes: string[] = [];
+    recoverIfPending(dir, changes);
     const index = readIndex(dir);
     loadPair(dir, paths.caCert, paths.caKey); // the old CA must be intact before it is replaced
     const [key] = await generateKeys(1, model.pki.key);
-    const caCert = await issueCa(key!, subjectFor(model, model.pki.caCommonName), { now, validityDays: model.pki.validityDays });
-    const retired = retire(dir, "CA", "renewed", now);
-    index.retired.push(retired);
-    writeSecretFile(dir, paths.caKey, key!.privatePem);
-    writeSecretFile(dir, paths.caCert, caCert);
-    writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
+    const ca = { certPem: await issueCa(key!, subjectFor(model, model.pki.caCommonName), { now, validityDays: model.pki.validityDays }), keyPem: key!.privatePem };
+    const txn = new SecretsTransaction(dir);
+    const old = retiredRecord(dir, { kind: "ca" }, "renewed", now);
+    retireInto(txn, dir, { kind: "ca" }, old);
+    index.retired.push(old);
+    txn.put(paths.caKey, ca.keyPem);
+    txn.put(paths.caCert, ca.certPem);
     const leaves: ReissueTarget[] = [{ kind: "server" }, ...model.clients.filter((c) => existsSync(join(dir, paths.clientCert(c.name)))).map((c) => ({ kind: "client" as const, name: c.name }))];
-    const r = await reissue(dir, model, leaves, "renewed", now);
-    return { changes: [`new CA; the old one (${retired.serial}) moved to retired/`, ...r.changes], diagnostics: r.diagnostics };
+    const reissued = await reissueInto(txn, dir, model, leaves, ca, index, "renewed", now);
+    txn.commit(indexText(index));
+    return { changes: [...changes, `new CA; the old one (${old.serial}) moved to retired/`, ...reissued], diagnostics: [] };
   } catch (e) {
     if (e instanceof SecretsError) return { changes: [], diagnostics: [e.diagnostic] };
     throw e;

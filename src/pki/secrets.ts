@@ -8,6 +8,11 @@ import { error, warning, type Diagnostic } from "../diag/diagnostic.js";
 import type { Model } from "../spec/model.js";
 import { issueCa, issueLeaf, type Subject } from "./certs.js";
 import { algorithmOf, describeAlgorithm, generateKeys, generateZfsKey, type GeneratedKey } from "./keys.js";
+import { SecretsTransaction, pendingJournal, recoverSecrets } from "./transaction.js";
+
+/** Which certificate and key: by kind, so that a client's name can never select the server's or the CA's files. */
+export type CertTarget = { kind: "ca" } | { kind: "server" } | { kind: "client"; name: string };
+export const targetName = (t: CertTarget) => (t.kind === "ca" ? "CA" : t.kind === "server" ? "server" : t.name);
 
 export interface KeyPair {
   certPem: string;
@@ -22,7 +27,10 @@ export interface Secrets {
 }
 
 export interface RetiredCert {
+  /** "CA", "server" or the client's name. */
   name: string;
+  /** Absent in records made before it was kept; files are retired by kind, so a name never decides. */
+  kind?: CertTarget["kind"];
   serial: string;
   sha256: string;
   reason: "removed" | "revoked" | "renewed";
@@ -44,6 +52,11 @@ export interface OpenOptions {
   /** The spec as the user named it, for hints with commands that run as written. */
   specName?: string;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Finish (or drop) a secrets change an interrupted run left: only for callers holding the lock
+   * (build). Without it, a pending change is an error that says which command finishes it.
+   */
+  recover?: boolean;
 }
 
 export interface OpenResult {
@@ -70,6 +83,9 @@ export const paths = {
   clientKey: (name: string) => `clients/${name}-key.pem`,
   clientCert: (name: string) => `clients/${name}-cert.pem`,
   zfsKey: (fileName: string) => `zfs/${fileName}`,
+  /** [certificate, key] of a target. */
+  pair: (t: CertTarget): [string, string] =>
+    t.kind === "ca" ? [paths.caCert, paths.caKey] : t.kind === "server" ? [paths.serverCert, paths.serverKey] : [paths.clientCert(t.name), paths.clientKey(t.name)],
 };
 
 class SecretsError extends Error {
@@ -293,10 +309,23 @@ function pkiDrift(model: Model, ca: X509Certificate, specName: string): Diagnost
   return [warning("pki-drift", "/pki", `the spec's pki settings differ from the existing CA (${drift.join(", ")}); they apply only to a new CA`, `to apply them: f3s-gen pki rotate-ca ${specName} (re-issues every certificate; README: Rolling the CA)`)];
 }
 
+/** Under the lock: a change an interrupted run committed is finished first, one it did not is dropped. */
+export function recoverIfPending(dir: string, changes: string[]) {
+  const done = recoverSecrets(dir);
+  if (done) changes.push(done);
+}
+
+function refusePending(dir: string) {
+  const journal = pendingJournal(dir);
+  if (journal) fail(dir, `${journal.slice(dir.length + 1)}`, "a secrets change was interrupted after it was committed and is not finished yet", "run f3s-gen build (or any pki command): it finishes the change first");
+}
+
 async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
   const diagnostics: Diagnostic[] = [];
   const changes: string[] = [];
   const spec = opts.specName ?? "<spec>";
+  if (opts.recover) recoverIfPending(dir, changes);
+  else refusePending(dir);
   checkPermissions(dir, diagnostics);
   const index = readIndex(dir);
   if (index.cluster && index.cluster.domain !== model.domain) {
@@ -329,8 +358,14 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   for (const c of model.clients) {
     const issued = index.clients.includes(c.name);
     if (!issued) {
-      // Not in the index: never part of a tarball. Files found here are leftovers of a run that
-      // was interrupted before it recorded them; a new pair replaces them.
+      // Not in the index: a new client. Files under its name would be overwritten by the new pair,
+      // and every change is a transaction, so they are not ours to replace.
+      const found = [paths.clientCert(c.name), paths.clientKey(c.name)].filter((rel) => existsSync(join(dir, rel)));
+      if (found.length) {
+        collect(diagnostics, () =>
+          fail(dir, found[0]!, `index.json does not list client ${c.name}, but ${found.join(" and ")} exist`, `restore index.json from your backup, or move ${found.join(" and ")} out of the secrets directory if they belong to nothing`),
+        );
+      }
       toIssue.push(c.name);
       continue;
     }
@@ -360,6 +395,9 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   for (const k of model.zfsKeys) {
     const rel = paths.zfsKey(k.fileName);
     if (!index.zfsKeys.includes(k.fileName)) {
+      // A key file index.json does not list is never overwritten: it may encrypt data (an older
+      // index restored from a backup would otherwise cost the key).
+      if (existsSync(join(dir, rel))) fail(dir, rel, `index.json does not list this ZFS key, but the file exists`, `restore index.json from your backup; if the key really belongs to nothing, move ${rel} out of the secrets directory`);
       newKeys.set(k.fileName, generateZfsKey());
       continue;
     }
@@ -391,36 +429,47 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   for (const [name, pair] of issued) clients.set(name, pair);
   for (const [name, key] of newKeys) zfsKeys.set(name, key);
 
+  // What retiring the removed clients will move: planned now (their certificates read while they
+  // are certainly there), applied in the transaction.
+  // A removed client whose files are already gone has nothing left to move aside.
+  const retiring = removed
+    .filter((name) => existsSync(join(dir, paths.clientCert(name))))
+    .map((name) => ({ target: { kind: "client", name } as CertTarget, record: retiredRecord(dir, { kind: "client", name }, "removed", opts.now) }));
+
   const commit = () => {
     if (!issued.size && !newKeys.size && !removed.length && index.cluster) return;
-    index.cluster ??= clusterOf(model);
+    const txn = new SecretsTransaction(dir);
+    for (const { target, record } of retiring) retireInto(txn, dir, target, record);
     for (const [name, pair] of issued) {
-      writeSecretFile(dir, paths.clientKey(name), pair.keyPem);
-      writeSecretFile(dir, paths.clientCert(name), pair.certPem);
+      txn.put(paths.clientKey(name), pair.keyPem);
+      txn.put(paths.clientCert(name), pair.certPem);
     }
-    for (const [name, key] of newKeys) writeSecretFile(dir, paths.zfsKey(name), key);
-    for (const name of removed) index.retired.push(retire(dir, name, "removed", opts.now));
+    for (const [name, key] of newKeys) txn.put(paths.zfsKey(name), key);
+    index.cluster ??= clusterOf(model);
+    index.retired.push(...retiring.map((r) => r.record));
     index.clients = [...new Set([...index.clients.filter((n) => !removed.includes(n)), ...issued.keys()])].sort();
     index.zfsKeys = [...new Set([...index.zfsKeys, ...newKeys.keys()])].sort();
-    // Last: only what the index lists counts as issued.
-    writeSecretFile(dir, paths.index, JSON.stringify(index, null, 2) + "\n");
+    txn.commit(indexText(index));
   };
   return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes, commit, fresh: [...issued.values()].map((p) => p.certPem) };
 }
 
-/** Moves a certificate and its key aside (never deletes them) and records the certificate as retired.
- * `name` is "CA", "server" or a client's name. */
-export function retire(dir: string, name: string, reason: RetiredCert["reason"], now: Date): RetiredCert {
-  const [certRel, keyRel] =
-    name === "CA" ? [paths.caCert, paths.caKey] : name === "server" ? [paths.serverCert, paths.serverKey] : [paths.clientCert(name), paths.clientKey(name)];
-  const cert = new X509Certificate(readFileSync(join(dir, certRel)));
-  const record: RetiredCert = { name, serial: cert.serialNumber.toLowerCase(), sha256: cert.fingerprint256, reason, at: now.toISOString() };
-  const dest = `retired/${name}-${record.serial}`;
-  mkdirSync(join(dir, dest), { recursive: true, mode: 0o700 });
-  for (const rel of [certRel, keyRel]) {
-    if (existsSync(join(dir, rel))) renameSync(join(dir, rel), join(dir, dest, rel.split("/").pop()!));
-  }
-  return record;
+export const indexText = (index: SecretsIndex) => JSON.stringify(index, null, 2) + "\n";
+
+/** The record of a certificate about to be retired (its file must exist). */
+export function retiredRecord(dir: string, target: CertTarget, reason: RetiredCert["reason"], now: Date): RetiredCert {
+  const cert = new X509Certificate(readChecked(dir, paths.pair(target)[0]));
+  return { name: targetName(target), kind: target.kind, serial: cert.serialNumber.toLowerCase(), sha256: cert.fingerprint256, reason, at: now.toISOString() };
+}
+
+/**
+ * Adds to `txn` the moves that set a certificate and its key aside (never deleted), into a
+ * directory named by kind and serial: retired/client-<name>-<serial>, retired/server-<serial>,
+ * retired/ca-<serial>.
+ */
+export function retireInto(txn: SecretsTransaction, dir: string, target: CertTarget, record: RetiredCert) {
+  const dest = `retired/${target.kind === "client" ? `client-${target.name}` : target.kind}-${record.serial}`;
+  for (const rel of paths.pair(target)) if (existsSync(join(dir, rel))) txn.move(rel, `${dest}/${rel.split("/").pop()}`);
 }
 
 /** Several secrets diagnostics at once (every mismatch, not just the first). */
@@ -430,6 +479,6 @@ class CollectedErrors extends Error {
   }
 }
 
-export { SecretsError, readIndex, loadPair };
+export { SecretsError, readIndex, loadPair, readChecked };
 
 
