@@ -6,6 +6,7 @@ import { cpSync, chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { buildCase, extract, hasTool, listFiles, validCases, type Built } from "./support.js";
+import { packageRoot } from "../src/paths.js";
 
 const run = (cmd: string, args: string[], input?: string) => spawnSync(cmd, args, { encoding: "utf8", input });
 
@@ -89,6 +90,13 @@ describe.skipIf(!hasTool("shellcheck"))("shellcheck", () => {
       }
     }
     expect(checked).toBeGreaterThan(10);
+  });
+
+  it("passes the VM test's own scripts (image build, QEMU runner, the guest's boot and driver)", () => {
+    for (const file of ["build-image.sh", "run-vm.sh", "guest/boot", "guest/driver"]) {
+      const r = run("shellcheck", ["--shell", "bash", "--severity", "style", join(packageRoot, "test/vm", file)]);
+      expect(r.status, `${file}\n${r.stdout}`).toBe(0);
+    }
   });
 });
 
