@@ -84,7 +84,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   if (!checked.model) return { checked, diagnostics, secretChanges: [] };
   checkSeparate(opts.outDir, opts.secretsDir);
   checkOutputDir(opts.outDir);
-  const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress, specName: opts.specName ?? opts.specPath });
+  // A build holds the secrets lock (cli.ts), so it may finish what an interrupted change left.
+  const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress, specName: opts.specName ?? opts.specPath, recover: true });
   diagnostics.push(...opened.diagnostics);
   if (!opened.secrets || hasErrors(opened.diagnostics)) return { checked, diagnostics, secretChanges: opened.changes };
   // Key generation, rendering and packing all happen before anything is recorded: new secrets

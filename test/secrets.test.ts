@@ -47,7 +47,17 @@ describe("the secrets directory", () => {
     expect(r.changes).toEqual(["issue a key and certificate for new client r3"]);
     const after = snapshot(dir);
     for (const [f, data] of before) if (f !== "index.json") expect(after.get(f)!.equals(data), f).toBe(true);
-    expect([...after.keys()].filter((f) => !before.has(f)).sort()).toEqual(["clients/r3-cert.pem", "clients/r3-key.pem"]);
+    // .verified: the cache of pairs already checked (written by this first build over these secrets).
+    expect([...after.keys()].filter((f) => !before.has(f)).sort()).toEqual([".verified", "clients/r3-cert.pem", "clients/r3-key.pem"]);
+  });
+
+  it("checks a pair again when any byte of it changed, although it was verified before", async () => {
+    const dir = privateSecrets("example");
+    await openAndCommit(dir, model());
+    expect(readFileSync(join(dir, ".verified"), "utf8").trim().split("\n")).toHaveLength(6); // CA, server, 4 clients
+    copyFileSync(join(dir, paths.clientKey("r1")), join(dir, paths.clientKey("r0")));
+    const r = await openSecrets(dir, model(), { now });
+    expect(r.diagnostics.map((d) => d.message)).toContain(`this key does not belong to ${paths.clientCert("r0")}`);
   });
 
   it("writes nothing until commit: opening with a new client issues it in memory only", async () => {

@@ -37,5 +37,6 @@ export async function tarGz(entries: readonly TarEntry[], mtime: Date = FIXED_MT
     }
     stream.finalize();
   });
-  return new Promise((resolve, reject) => gzip(tar, { level: constants.Z_BEST_COMPRESSION }, (err, out) => (err ? reject(err) : resolve(out))));
+  // zlib's default level: half the CPU of level 9 for tarballs 0.7% larger (measured on a client's).
+  return new Promise((resolve, reject) => gzip(tar, { level: constants.Z_DEFAULT_COMPRESSION }, (err, out) => (err ? reject(err) : resolve(out))));
 }
