@@ -6,7 +6,10 @@ import { createServer, connect, type Server } from "node:net";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const stunnelBinary = ["stunnel4", "stunnel"].find((b) => spawnSync(b, ["-version"], { stdio: "ignore" }).error === undefined);
+/** The real stunnel as an absolute path: the sandboxes put a stand-in named stunnel4 first on PATH. */
+export const stunnelBinary = ["stunnel4", "stunnel"]
+  .map((b) => spawnSync("sh", ["-c", `command -v ${b}`], { encoding: "utf8" }).stdout.trim())
+  .find((path) => path.startsWith("/"));
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
