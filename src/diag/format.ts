@@ -1,6 +1,7 @@
 // Renders diagnostics for people (file:line:col, a source excerpt with a caret, the hint) and for
 // machines (--json). Nothing here prints; the CLI does.
 import type { Diagnostic } from "./diagnostic.js";
+import { compareStrings } from "../order.js";
 
 export interface Style {
   color: boolean;
@@ -57,7 +58,7 @@ export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
     (a, b) =>
       (a.location?.line ?? 0) - (b.location?.line ?? 0) ||
       (a.location?.col ?? 0) - (b.location?.col ?? 0) ||
-      a.pointer.localeCompare(b.pointer) ||
-      a.code.localeCompare(b.code),
+      compareStrings(a.pointer, b.pointer) ||
+      compareStrings(a.code, b.code),
   );
 }

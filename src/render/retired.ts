@@ -9,6 +9,7 @@ import type { Model } from "../spec/model.js";
 import { readTarGzBuffer } from "../pack/read.js";
 import { SCRIPT } from "./artifacts.js";
 import { renderOne, type RenderedFile, type TemplateSet } from "./engine.js";
+import { compareStrings } from "../order.js";
 
 export type Family = "freebsd" | "linux";
 
@@ -48,7 +49,7 @@ export function retiredHosts(outDir: string, model: Model, reserved: readonly st
     const family = familyOf(join(outDir, RETIRED_DIR, `${name}.tar.gz`), DECOMMISSION_PATH);
     if (family) found.set(name, family);
   }
-  return [...found].map(([name, family]) => ({ name, family })).sort((a, b) => a.name.localeCompare(b.name));
+  return [...found].map(([name, family]) => ({ name, family })).sort((a, b) => compareStrings(a.name, b.name));
 }
 
 export function renderDecommission(model: Model, host: RetiredHost, templates: TemplateSet): RenderedFile[] {

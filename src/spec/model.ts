@@ -5,6 +5,7 @@ import { defaultJobName } from "./semantic.js";
 import { systemdEscapePath } from "./systemd-escape.js";
 import type { KeyAlgorithm } from "../pki/keys.js";
 import type { Spec } from "./types.js";
+import { compareStrings } from "../order.js";
 
 export type Role = "storage" | "client" | "member";
 
@@ -282,14 +283,14 @@ export function toModel(spec: Spec): Model {
     ...[primary, standby].map((n) => ({ name: n.name, role: "storage" as const })),
     ...clients.map((c) => ({ name: c.name, role: "client" as const })),
     ...members.map((m) => ({ name: m.name, role: "member" as const })),
-  ].sort((a, b) => a.name.localeCompare(b.name));
+  ].sort((a, b) => compareStrings(a.name, b.name));
 
   // Every FreeBSD host (storage nodes and members) gets its own key for every encryption root.
   const keyHosts = [primary, standby, ...members].map((h) => h.fqdn);
   const keyNames = [...new Set(encryption.roots.map((r) => r.key))];
   const zfsKeys: ZfsKeyRef[] = keyHosts
     .flatMap((host) => keyNames.map((key) => ({ host, key, fileName: keyFileName(host, key) })))
-    .sort((a, b) => a.fileName.localeCompare(b.fileName));
+    .sort((a, b) => compareStrings(a.fileName, b.fileName));
 
   return {
     domain: spec.domain,
