@@ -120,7 +120,7 @@ describe("system errors are one line, naming the file", () => {
 });
 
 describe("the built command", () => {
-  const bin = join(packageRoot, "bin/f3s-gen.js");
+  const bin = join(packageRoot, "bin/f3s-gen.cjs");
 
   it("`pki status | head -1`: the closed pipe ends it quietly", () => {
     const secrets = privateSecrets("example");

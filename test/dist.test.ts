@@ -25,7 +25,7 @@ describe.skipIf(!built)("the built CLI", () => {
     const secretsDir = privateSecrets(c);
     const reference = await buildCase(c, { secretsDir });
     const out = join(tempDir(), "out");
-    const r = spawnSync(process.execPath, [join(packageRoot, "bin/f3s-gen.js"), "build", join(fixturesDir, "valid", c, "spec.yaml"), "--out", out, "--secrets", secretsDir, "--quiet"], { encoding: "utf8" });
+    const r = spawnSync(process.execPath, [join(packageRoot, "bin/f3s-gen.cjs"), "build", join(fixturesDir, "valid", c, "spec.yaml"), "--out", out, "--secrets", secretsDir, "--quiet"], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     const names = readdirSync(reference.outDir).filter((n) => n.endsWith(".tar.gz")).sort();
     expect(readdirSync(out).filter((n) => n.endsWith(".tar.gz")).sort()).toEqual(names);
@@ -35,9 +35,11 @@ describe.skipIf(!built)("the built CLI", () => {
   it("reports the error corpus exactly as the goldens say", () => {
     const corpus = join(fixturesDir, "invalid");
     const cases = readdirSync(corpus).filter((f) => f.endsWith(".yaml"));
-    // One process for all cases: import the built CLI and validate each with --json.
+    // One process for all cases: load the built CLI as bin/f3s-gen.cjs does (the bundle) and
+    // validate each with --json.
     const script = `
-      const { runMain } = await import(${JSON.stringify(join(dist, "cli.js"))});
+      const { loadRunMain } = await import(${JSON.stringify(join(packageRoot, "bin/load-cli.cjs"))});
+      const runMain = await loadRunMain();
       const out = {};
       for (const f of ${JSON.stringify(cases)}) {
         let stdout = "";

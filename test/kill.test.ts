@@ -9,7 +9,7 @@ import { buildCase, listFiles, privateSecrets, tempDir } from "./support.js";
 import { packageRoot } from "../src/paths.js";
 import { recoverOutput } from "../src/pack/output.js";
 
-const cliPath = join(packageRoot, "bin/f3s-gen.js");
+const cliPath = join(packageRoot, "bin/f3s-gen.cjs");
 const snapshot = (dir: string) => new Map(listFiles(dir).map((f) => [f, readFileSync(join(dir, f)).toString("base64")]));
 
 function runKilled(args: string[], afterMs: number): Promise<void> {

@@ -9,7 +9,7 @@ import { withLocks, LockError } from "../src/lock.js";
 import { packageRoot } from "../src/paths.js";
 import { fixturesDir, privateSecrets, tempDir } from "./support.js";
 
-const bin = join(packageRoot, "bin/f3s-gen.js");
+const bin = join(packageRoot, "bin/f3s-gen.cjs");
 
 function run(args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {

@@ -12,7 +12,7 @@ import { packageRoot } from "../src/paths.js";
 import { recoverSecrets, TXN_DIR } from "../src/pki/transaction.js";
 import { listFiles, tempDir } from "./support.js";
 
-const cliPath = join(packageRoot, "bin/f3s-gen.js");
+const cliPath = join(packageRoot, "bin/f3s-gen.cjs");
 const example = readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8").replace(/^( +)keyBits: .*$/m, "$1keyType: ecdsa-p256");
 const changed = example
   .replace(/  - name: r2\n(.*\n){4}/, "")

@@ -4,6 +4,7 @@
 // over the DER TBSCertificate: RSA keys sign with sha256WithRSAEncryption, P-256 with
 // ecdsa-with-SHA256, P-384 with ecdsa-with-SHA384 (RFC 5758: ECDSA identifiers carry no parameters).
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, sign } from "node:crypto";
+import { createRequire } from "node:module";
 import type * as Forge from "node-forge";
 import { randomSerial, type GeneratedKey } from "./keys.js";
 
@@ -11,9 +12,15 @@ type ForgeModule = typeof Forge;
 type Asn1 = Forge.asn1.Asn1;
 let forgeModule: ForgeModule | undefined;
 
-/** node-forge is large; it is loaded only when a certificate has to be issued. */
+const require = createRequire(import.meta.url);
+
+/**
+ * node-forge is large; it is loaded only when a certificate has to be issued. By require (it is a
+ * CommonJS package): a dynamic import() inside the bundle dist/f3s-gen.cjs, which runs as a
+ * vm.Script for the code cache, would need Node's experimental dynamic-import hook.
+ */
 async function loadForge(): Promise<ForgeModule> {
-  forgeModule ??= ((await import("node-forge")) as unknown as { default: ForgeModule }).default;
+  forgeModule ??= require("node-forge") as ForgeModule;
   return forgeModule;
 }
 

@@ -8,6 +8,7 @@ import { artifacts, MANIFEST_PATH, MANIFEST_TEMPLATE, PUBLIC, UNHASHED_FILES, ty
 import { hostContext, type HostContext } from "./context.js";
 import { registerHelpers } from "./helpers.js";
 import { COMPILE_OPTIONS, readTemplateSources, templatesHash } from "./sources.js";
+import { handlebarsRuntime, precompiledTemplates } from "../precompiled.js";
 
 const require = createRequire(import.meta.url);
 type Hb = typeof import("handlebars");
@@ -25,30 +26,15 @@ export interface HostFiles {
 
 export type TemplateSet = Map<string, HandlebarsTemplateDelegate>;
 
-interface Precompiled {
-  hash: string;
-  partials: Record<string, TemplateSpecification>;
-  templates: Record<string, TemplateSpecification>;
-}
-
-/** The templates precompiled at build time (dist/render/templates.cjs), if they match `hash`. */
-function precompiled(hash: string): Precompiled | undefined {
-  try {
-    const mod = require("./templates.cjs") as Precompiled;
-    return mod.hash === hash ? mod : undefined;
-  } catch {
-    return undefined; // running from src/ (tests), or not built
-  }
-}
-
 /**
  * Loads every template under `dir`: partials (files starting with `_`) by name, the rest by path.
  * Uses the build's precompiled templates (and only Handlebars' runtime) when they are current.
  */
 export function loadTemplates(dir: string): TemplateSet {
   const sources = readTemplateSources(dir);
-  const ready = precompiled(templatesHash(sources));
-  const hb: Hb = (ready ? require("handlebars/runtime") : require("handlebars")).create();
+  const built = precompiledTemplates();
+  const ready = built?.hash === templatesHash(sources) ? built : undefined;
+  const hb: Hb = (ready ? handlebarsRuntime() : (require("handlebars") as Hb)).create();
   registerHelpers(hb);
   const set: TemplateSet = new Map();
   if (ready) {

@@ -6,6 +6,7 @@ import { createRequire } from "node:module";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { error, pointerOf, pointerTokens, showValue, type Diagnostic } from "../diag/diagnostic.js";
 import { schemaPath } from "../paths.js";
+import { precompiledValidator } from "../precompiled.js";
 import { formatHints, formats } from "./formats.js";
 import { closest } from "./suggest.js";
 import { AJV_OPTIONS } from "./schema-options.js";
@@ -28,12 +29,8 @@ const formatDefinitions = Object.fromEntries(Object.entries(formats).map(([name,
 
 /** The validator compiled at build time (dist/spec/schema-validator.cjs), if it is for this schema. */
 function precompiled(schemaText: string): ValidateFunction | undefined {
-  let mod: { schemaSha256: string; make(formats: object): ValidateFunction };
-  try {
-    mod = require("./schema-validator.cjs");
-  } catch {
-    return undefined; // running from src/ (tests), or not built
-  }
+  const mod = precompiledValidator();
+  if (!mod) return undefined;
   const sha = createHash("sha256").update(schemaText).digest("hex");
   return mod.schemaSha256 === sha ? mod.make(formatDefinitions) : undefined;
 }
