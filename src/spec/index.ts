@@ -4,6 +4,7 @@ import { hasErrors, type Diagnostic } from "../diag/diagnostic.js";
 import { locate } from "../diag/locate.js";
 import { sortDiagnostics } from "../diag/format.js";
 import { loadSpecFile, loadSpecText, type LoadedSpec } from "./load.js";
+import { maskText } from "./secret-mask.js";
 import { checkSchema } from "./schema-check.js";
 import { checkSemantics } from "./semantic.js";
 import { toModel, type Model } from "./model.js";
@@ -26,7 +27,11 @@ export function checkLoaded(loaded: LoadedSpec): CheckedSpec {
     const failed = schemaErrors.flatMap((d) => (d.suggestion ? [d.pointer, d.suggestion] : [d.pointer]));
     if (isObject(loaded.data)) diagnostics.push(...checkSemantics(loaded.data as unknown as Spec, failed));
   }
-  diagnostics = sortDiagnostics(locate(loaded.sourceMap, diagnostics));
+  diagnostics = sortDiagnostics(locate(loaded.sourceMap, diagnostics)).map((d) => ({
+    ...d,
+    message: maskText(d.message, loaded.secrets),
+    ...(d.hint === undefined ? {} : { hint: maskText(d.hint, loaded.secrets) }),
+  }));
   const model = hasErrors(diagnostics) ? undefined : toModel(loaded.data as Spec);
   return { loaded, diagnostics, model };
 }

@@ -4,6 +4,7 @@ import { readFileSync, statSync } from "node:fs";
 import { LineCounter, isScalar, parseDocument, visit, type Document } from "yaml";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
 import type { SourceMap } from "../diag/locate.js";
+import { findSecrets, maskSource, type SpecSecrets } from "./secret-mask.js";
 
 /** A real spec is a few kilobytes; anything this large is a mistake (or an attack on the parser). */
 export const MAX_SPEC_BYTES = 1024 * 1024;
@@ -12,6 +13,8 @@ export interface LoadedSpec {
   source: string;
   /** The source with secret values masked: what excerpts in messages may show. */
   display: string;
+  /** The secret values found in the source, to mask in messages too. */
+  secrets: SpecSecrets;
   sourceMap: SourceMap;
   data: unknown;
   diagnostics: Diagnostic[];
@@ -22,7 +25,8 @@ export function loadSpecText(file: string, source: string): LoadedSpec {
   const diagnostics: Diagnostic[] = [];
   if (source.trim() === "" || /^(\s*#.*\n?)*\s*$/.test(source)) {
     diagnostics.push(error("empty", "", "the spec is empty", "start from the example: `f3s-gen init spec.yaml`"));
-    return { source, display: source, sourceMap: { file, document: undefined, lineCounter }, data: undefined, diagnostics };
+    const secrets = findSecrets(source);
+    return { source, display: maskSource(source, secrets), secrets, sourceMap: { file, document: undefined, lineCounter }, data: undefined, diagnostics };
   }
   const document: Document = parseDocument(source, { lineCounter, uniqueKeys: true, prettyErrors: false });
   // After the first syntax error the parser's view of the structure is a guess; what follows is
@@ -78,23 +82,12 @@ export function loadSpecText(file: string, source: string): LoadedSpec {
       diagnostics.push(error("yaml.syntax", "", "the YAML cannot be read: " + firstLine((e as Error).message), "remove anchors and aliases; write each value out"));
     }
   }
-  return { source, display: maskSecrets(source, document), sourceMap: { file, document, lineCounter }, data, diagnostics };
+  const secrets = findSecrets(source, document);
+  return { source, display: maskSource(source, secrets), secrets, sourceMap: { file, document, lineCounter }, data, diagnostics };
 }
 
-/** Paths of values that are secrets: never echoed, not even in a source excerpt. */
+/** Paths of values that are secrets: messages say "(hidden: it is a secret)" instead of the value. */
 export const SECRET_PATHS = [["storage", "vip", "password"]];
-
-/** The source with every secret value overwritten by '*' (same length, so columns stay right). */
-export function maskSecrets(source: string, document: Document): string {
-  let out = source;
-  for (const path of SECRET_PATHS) {
-    const node = document.getIn(path, true) as { range?: [number, number, number] } | undefined;
-    if (!node?.range) continue;
-    const [start, end] = node.range;
-    out = out.slice(0, start) + out.slice(start, end).replace(/[^\n]/g, "*") + out.slice(end);
-  }
-  return out;
-}
 
 /** Reads `path`; messages name the file as `display` (what the user typed). */
 export function loadSpecFile(path: string, display = path): LoadedSpec {
@@ -104,6 +97,7 @@ export function loadSpecFile(path: string, display = path): LoadedSpec {
     return {
       source: "",
       display: "",
+      secrets: { values: [], ranges: [] },
       sourceMap: { file: display, document: undefined, lineCounter },
       data: undefined,
       diagnostics: [
