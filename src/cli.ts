@@ -30,7 +30,7 @@ const HELP = `f3s-gen: one YAML spec in, one deployable tarball per host out, fo
 encrypted NFS storage pair (FreeBSD, ZFS, zrepl, CARP, stunnel) and its Linux clients.
 
 Usage:
-  f3s-gen build <spec> [--out DIR] [--secrets DIR] [--json] [--quiet] [--strict]
+  f3s-gen build <spec> [--out DIR] [--secrets DIR] [--json] [--quiet] [--strict] [--replace-zfs-keys]
                               build out/<host>.tar.gz for every host and out/keys.tar.gz
   f3s-gen validate <spec> [--json] [--strict]
                               check the spec; write nothing
@@ -53,9 +53,14 @@ Usage:
   f3s-gen --help | --version
 
 Options:
-  --out DIR       where tarballs go (default: out); replaced as a whole by every build
+  --out DIR       where tarballs go (default: out beside the spec; without a spec, ./out);
+                  replaced as a whole by every build, and only by builds of the same cluster
   --secrets DIR   the CA, keys and certificates, created on the first build and reused
-                  after (default: secrets); keep it out of git and back it up
+                  after (default: secrets beside the spec; without a spec, ./secrets); keep
+                  it out of git and back it up
+  --replace-zfs-keys
+                  write keys.tar.gz although a key in it differs from the one out/ holds
+                  (only after re-creating the datasets with the new key)
   --json          machine-readable output on stdout
   --quiet         print errors only
   --strict        treat warnings as errors
@@ -77,7 +82,7 @@ function commandHelp(command: string): string | undefined {
   }
   const options = lines.slice(lines.indexOf("Options:"), lines.findIndex((l) => l.startsWith("Exit codes:")));
   const used = lines.slice(start, end).join("\n");
-  const flags = [...used.matchAll(/--\w+/g)].map((m) => m[0]);
+  const flags = [...used.matchAll(/--[\w-]+/g)].map((m) => m[0]);
   // An option's line and the lines that continue its description.
   let keep = false;
   const relevant = options.filter((l, i) => {
@@ -104,7 +109,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(["--out", "--secrets", "--cat"]);
-const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V", "--all", "--debug"]);
+const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V", "--all", "--debug", "--replace-zfs-keys"]);
 
 class UsageError extends Error {}
 
@@ -284,8 +289,14 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
 
 async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; strict: boolean }): Promise<number> {
   const spec = specArg(p, "build", io);
-  const outDir = outDirOf(p, io);
-  const secretsDir = secretsDirOf(p, io);
+  const outDir = outDirOf(p, io, spec);
+  const secretsDir = secretsDirOf(p, io, spec);
+  const moved = movedDefaults(p, io, spec);
+  if (moved) {
+    if (o.json) jsonFailure(io, { code: "output", message: moved });
+    io.stderr(`f3s-gen: ${moved}\n`);
+    return EXIT.invalid;
+  }
   const progress = io.isTTY && !o.json && !o.quiet ? (done: number, total: number) => io.stderr(done === total ? "\r\x1b[K" : `\rgenerating keys: ${done}/${total}`) : undefined;
   // --strict must fail before anything is written, so warnings are checked on the spec first.
   if (o.strict) {
@@ -298,7 +309,9 @@ async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; s
   }
   let result;
   try {
-    result = await withLocks([outDir, secretsDir], () => build({ specPath: spec.path, specName: spec.name, outDir, secretsDir, now: io.now(), onProgress: progress }));
+    result = await withLocks([outDir, secretsDir], () =>
+      build({ specPath: spec.path, specName: spec.name, outDir, secretsDir, now: io.now(), onProgress: progress, replaceZfsKeys: p.flags.has("--replace-zfs-keys") }),
+    );
   } catch (e) {
     if (e instanceof OutputError || e instanceof LockError) {
       if (o.json) jsonFailure(io, { code: "output", message: e.message });
@@ -340,24 +353,45 @@ function report(
     if (built && !o.quiet) {
       const { result, outDir, secretsDir } = built;
       const lines = [`built ${result.hosts!.length} host tarballs and keys.tar.gz in ${outDir}`];
-      for (const h of result.hosts!) lines.push(`  ${h.name.padEnd(16)} ${h.role.padEnd(8)} ${String(h.files).padStart(3)} files  ${h.name}.tar.gz`);
+      for (const h of result.hosts!) lines.push(`  ${h.name.padEnd(16)} ${h.role.padEnd(8)} ${String(h.files).padStart(3)} files  ${h.name}.tar.gz  release ${h.release}`);
       for (const r of result.retired ?? []) lines.push(`  ${r.name.padEnd(16)} retired    no longer in the spec: retired/${r.name}.tar.gz, then /usr/local/sbin/f3s-decommission`);
       lines.push(`secrets: ${secretsDir}${result.secretChanges.length ? "" : " (reused, unchanged)"}`);
       for (const c of result.secretChanges) lines.push(`  ${c}`);
-      lines.push("deploy: copy <host>.tar.gz to the host, then: tar -xzpf <host>.tar.gz -C / && /usr/local/sbin/f3s-activate");
+      lines.push("deploy: copy <host>.tar.gz to the host, then: tar -xzpf <host>.tar.gz -C / (stages the release, changes nothing live) && /usr/local/sbin/f3s-activate --check, then /usr/local/sbin/f3s-activate");
       io.stdout(lines.join("\n") + "\n");
     }
   }
   return built && !bad ? EXIT.ok : EXIT.invalid;
 }
 
-function secretsDirOf(p: Parsed, io: Io): string {
-  return resolve(io.cwd, (p.flags.get("--secrets") as string | undefined) ?? "secrets");
+/**
+ * --secrets, or `secrets` beside the spec: the same spec finds the same secrets from any working
+ * directory (a default that followed the working directory made a new CA and new ZFS keys when
+ * the build ran from elsewhere). Without a spec (pki status, show), the working directory's.
+ */
+function secretsDirOf(p: Parsed, io: Io, spec?: { path: string }): string {
+  const given = p.flags.get("--secrets") as string | undefined;
+  return given !== undefined ? resolve(io.cwd, given) : resolve(spec ? dirname(spec.path) : io.cwd, "secrets");
+}
+
+/**
+ * Before secrets and out/ were found beside the spec, they were made in the working directory: a
+ * build from there would now miss them and make a new CA and new ZFS keys. Said, never done.
+ */
+function movedDefaults(p: Parsed, io: Io, spec: { path: string; name: string }): string | undefined {
+  const beside = dirname(spec.path);
+  if (resolve(io.cwd) === beside) return undefined;
+  for (const [flag, name] of [["--secrets", "secrets"], ["--out", "out"]] as const) {
+    if (p.flags.has(flag) || existsSync(join(beside, name)) || !existsSync(join(io.cwd, name))) continue;
+    return `${join(beside, name)} does not exist, but ./${name} does: ${name}/ is now found beside the spec, not in the working directory. Move it there (mv ${name} ${join(beside, name)}), or name it: f3s-gen build ${spec.name} ${flag} ${name}`;
+  }
+  return undefined;
 }
 
 async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): Promise<number> {
   const [sub, ...rest] = p.positional;
-  const secretsDir = secretsDirOf(p, io);
+  // The secrets beside the spec when one is named (every pki command but status needs one).
+  const secretsDir = secretsDirOf(p, io, rest[0] !== undefined ? specFile(rest[0], io) : undefined);
   if (sub === "status") {
     // A spec may be named like every other pki command's; the secrets directory is what status reads.
     if (rest.length > 1) throw new UsageError("pki status takes at most the spec");
@@ -415,14 +449,16 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   return EXIT.ok;
 }
 
-function outDirOf(p: Parsed, io: Io): string {
-  return resolve(io.cwd, (p.flags.get("--out") as string | undefined) ?? "out");
+/** --out, or `out` beside the spec (as the secrets); without a spec (show), the working directory's. */
+function outDirOf(p: Parsed, io: Io, spec?: { path: string }): string {
+  const given = p.flags.get("--out") as string | undefined;
+  return given !== undefined ? resolve(io.cwd, given) : resolve(spec ? dirname(spec.path) : io.cwd, "out");
 }
 
 async function runDiff(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): Promise<number> {
   const spec = specArg(p, "diff", io);
-  const outDir = outDirOf(p, io);
-  const planned = await plan({ specPath: spec.path, specName: spec.name, secretsDir: secretsDirOf(p, io), now: io.now() });
+  const outDir = outDirOf(p, io, spec);
+  const planned = await plan({ specPath: spec.path, specName: spec.name, secretsDir: secretsDirOf(p, io, spec), now: io.now() });
   if (!planned.hosts) return report(io, o, planned.diagnostics, planned.checked.loaded.display, undefined, true);
   const [{ diffHosts }, { readOutDir }] = await Promise.all([inspectDiff(), inspectShow()]);
   const hosts = diffHosts(readOutDir(outDir), planned.hosts, [planned.checked.model!.vip.password], planned.freshCerts);

@@ -8,7 +8,10 @@ import { loadTemplates, renderAll, renderHost, type HostFiles } from "./render/e
 import { renderDecommission, retiredHosts, RETIRED_DIR, type RetiredHost } from "./render/retired.js";
 import { templatesDir } from "./paths.js";
 import { tarGz } from "./pack/tarball.js";
+import { releaseEntries } from "./render/release.js";
 import { checkOutputDir, checkSeparate, Staging } from "./pack/output.js";
+import { changedZfsKeys, checkOutCluster, clusterFileText, CLUSTER_FILE } from "./pack/identity.js";
+import { X509Certificate } from "node:crypto";
 
 export interface BuildOptions {
   specPath: string;
@@ -21,11 +24,15 @@ export interface BuildOptions {
   onProgress?: (done: number, total: number) => void;
   /** Test hook: runs after the staging directory is complete, before it replaces out/. */
   beforeSwap?: () => void;
+  /** Write keys.tar.gz even when a key differs from the one out/ holds (the user asked for it). */
+  replaceZfsKeys?: boolean;
 }
 
 export interface HostSummary {
   name: string;
   role: string;
+  /** The release id the host reports once it activated this tarball (f3s-status). */
+  release: string;
   files: number;
   bytes: number;
 }
@@ -63,9 +70,10 @@ export async function packHosts(model: Model, secrets: Secrets, sink: (name: str
   const active = new Set<Promise<void>>();
   for (const [i, host] of model.hosts.entries()) {
     const { files } = renderHost(model, host, secrets, templates);
-    const job = tarGz(files).then((tgz) => {
+    const { id, entries } = releaseEntries(host.role, files);
+    const job = tarGz(entries).then((tgz) => {
       sink(`${host.name}.tar.gz`, tgz);
-      summaries[i] = { name: host.name, role: host.role, files: files.length, bytes: tgz.length };
+      summaries[i] = { name: host.name, role: host.role, release: id, files: files.length, bytes: tgz.length };
     });
     const tracked = job.finally(() => active.delete(tracked));
     tracked.catch(() => {}); // observed by Promise.all below; a failure must not go unhandled meanwhile
@@ -88,6 +96,13 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress, specName: opts.specName ?? opts.specPath, recover: true });
   diagnostics.push(...opened.diagnostics);
   if (!opened.secrets || hasErrors(opened.diagnostics)) return { checked, diagnostics, secretChanges: opened.changes };
+  const cluster = { domain: checked.model.domain, ca: new X509Certificate(opened.secrets.ca.certPem).fingerprint256 };
+  checkOutCluster(opts.outDir, cluster, opened.lineage ?? []);
+  if (!opts.replaceZfsKeys) {
+    const keys = new Map(keyBundleEntries(checked.model, opened.secrets).map((k) => [k.path, k.content] as const));
+    const changed = changedZfsKeys(opts.outDir, KEYS_TARBALL, keys);
+    if (changed.length) return { checked, diagnostics: [...diagnostics, ...changed], secretChanges: opened.changes };
+  }
   // Key generation, rendering and packing all happen before anything is recorded: new secrets
   // are committed and out/ replaced only at the end, so a build killed or failing before that
   // changes nothing (the staging directory is dropped by the next run).
@@ -95,6 +110,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   try {
     const retired = retiredHosts(opts.outDir, checked.model, [KEYS_NAME]);
     const hosts = await packHosts(checked.model, opened.secrets, (name, data) => staging.add(name, data));
+    staging.add(CLUSTER_FILE, clusterFileText(cluster));
     // Templates again only when a host is retired (rare): a plain build does not pay for it.
     const templates = retired.length ? loadTemplates(templatesDir) : undefined;
     for (const r of retired) staging.add(`${RETIRED_DIR}/${r.name}.tar.gz`, await tarGz(renderDecommission(checked.model, r, templates!)));

@@ -127,15 +127,17 @@ describe("f3s-gen", () => {
   });
 
   it("shows key generation progress on a terminal only", async () => {
-    const spec = join(packageRoot, "fixtures/valid/other/spec.yaml");
-    let stderr = "";
     const cwd = tempDir();
+    // A copy: out/ and secrets/ are made beside the spec.
+    const spec = join(cwd, "spec.yaml");
+    cpSync(join(packageRoot, "fixtures/valid/other/spec.yaml"), spec);
+    let stderr = "";
     const io: Io = { stdout: () => {}, stderr: (s) => (stderr += s), isTTY: true, env: {}, cwd, now: () => new Date() };
     expect(await runMain(["build", spec], io)).toBe(EXIT.ok);
     expect(stderr).toMatch(/\rgenerating keys: 1\/7/);
     // The line is cleared once the keys are done: it does not stay on screen.
     expect(stderr).toMatch(/generating keys: 6\/7\r\x1b\[K/);
-    const quiet = await run(["build", spec, "--json"]);
+    const quiet = await run(["build", spec, "--json", "--out", join(cwd, "out2"), "--secrets", join(cwd, "secrets2")]);
     expect(quiet.stderr).not.toMatch(/generating keys/);
   });
 
@@ -220,7 +222,8 @@ describe("help, completion and the smaller points", () => {
   it("diff is coloured on a terminal only", async () => {
     const cwd = tempDir();
     const secrets = privateSecrets("example");
-    expect((await run(["build", join(packageRoot, "fixtures/valid/example/spec.yaml"), "--secrets", secrets], cwd)).code).toBe(EXIT.ok);
+    cpSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), join(cwd, "spec.yaml"));
+    expect((await run(["build", "spec.yaml", "--secrets", secrets], cwd)).code).toBe(EXIT.ok);
     const spec = join(cwd, "changed.yaml");
     writeFileSync(spec, readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8").replace("tlsPort: 2323", "tlsPort: 2324"));
     let out = "";

@@ -4,7 +4,7 @@
 import { expect } from "vitest";
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "../src/pipeline.js";
 import { listFiles, tempDir } from "./support.js";
@@ -46,10 +46,23 @@ export class Host {
       this.sb.set("if/re0", plainInterface("re0", name === "f0" ? "192.168.1.130" : "192.168.1.131"));
       this.sb.set("sysctl/vfs.nfs.enable_uidtostring", "0\n");
       this.sb.set("sysctl/vfs.nfsd.enable_stringtouid", "0\n");
-      this.sb.dataset("zdata/enc", { keylocation: "prompt" });
-      this.sb.dataset("zroot/bhyve", { keylocation: "prompt" });
-      if (name === "f0") this.sb.dataset("zdata/enc/nfsdata");
-      else this.sb.dataset("zdata/sink/f0/zdata/enc/nfsdata", { keylocation: "prompt", keystatus: "unavailable" });
+      // The packages' rc scripts: what `service zrepl` and `service stunnel` need.
+      mkdirSync(join(this.root, "usr/local/etc/rc.d"), { recursive: true });
+      for (const pkg of ["zrepl", "stunnel"]) writeFileSync(join(this.root, "usr/local/etc/rc.d", pkg), "#!/bin/sh\n", { mode: 0o755 });
+      this.sb.set("zpool/zdata");
+      this.sb.set("zpool/zroot");
+      this.sb.set("running/cron");
+      this.sb.dataset("zdata/enc", { keylocation: "prompt", encryptionroot: "zdata/enc" });
+      this.sb.dataset("zroot/bhyve", { keylocation: "prompt", encryptionroot: "zroot/bhyve" });
+      if (name === "f0") this.sb.dataset("zdata/enc/nfsdata", { encryptionroot: "zdata/enc" });
+      else {
+        this.sb.dataset("zdata/sink");
+        this.sb.dataset("zdata/sink/f0/zdata/enc/nfsdata", { keylocation: "prompt", keystatus: "unavailable" });
+      }
+      // The key stick: this node's keys, and on the standby the primary's key of the NFS dataset.
+      const keys = [`${name}.lan.buetow.org:zdata.key`, `${name}.lan.buetow.org:bhyve.key`, ...(name === "f1" ? ["f0.lan.buetow.org:zdata.key"] : [])];
+      mkdirSync(join(this.root, "keys"), { recursive: true });
+      for (const k of keys) writeFileSync(join(this.root, "keys", k), Buffer.alloc(32, 7), { mode: 0o400 });
     }
   }
 
@@ -65,8 +78,17 @@ export class Host {
     return this.sb.run(shell, this.sb.script(file, { ROOT: this.root }), args);
   }
 
+  /**
+   * The installed f3s-activate itself, unchanged: it finds the host's root from where it lies, and
+   * runs the staged release's activation from the release's directory in the same way.
+   */
   activate(args: string[] = []) {
-    return this.run("usr/local/sbin/f3s-activate", args);
+    return this.sb.run("dash", join(this.root, "usr/local/sbin/f3s-activate"), args);
+  }
+
+  /** f3s-activate in a session of its own, with more environment (the kill tests' stand-ins). */
+  activateAlone(env: Record<string, string>, args: string[] = []) {
+    return this.sb.runAlone("dash", join(this.root, "usr/local/sbin/f3s-activate"), args, env);
   }
 
   /** Extracts and activates a release; fails the test on a failed activation. */
@@ -75,6 +97,15 @@ export class Host {
     const r = this.activate();
     expect(r.code, `${this.name}: ${r.stdout}${r.stderr}`).toBe(0);
     return r;
+  }
+
+  /** The release activated on this host (its id), or "" before the first activation. */
+  current(): string {
+    for (const dir of ["var/db/f3s", "var/lib/f3s"]) {
+      const file = join(this.root, dir, "current");
+      if (existsSync(file)) return readFileSync(file, "utf8").trim();
+    }
+    return "";
   }
 
   /** The kernel settles the primary's new CARP address as MASTER (devd's part is not simulated). */
@@ -89,12 +120,17 @@ export class Host {
     expect(r.code, r.stderr).toBe(0);
   }
 
-  /** Every file with mode and content hash, and the stand-ins' state (not their logs). */
+  /**
+   * Every file with mode and content hash, and the stand-ins' state (not their logs). The release
+   * history (older releases kept for --rollback, which was activated before) differs between a host
+   * that went through v1 and one that did not, and is left out.
+   */
   state(): Record<string, string> {
     const out: Record<string, string> = {};
     for (const [dir, prefix] of [[this.root, "/"], [this.sb.state, "stub:"]] as const) {
       for (const rel of listFiles(dir)) {
-        if (prefix === "stub:" && /^(calls|syslog|journal)$/.test(rel)) continue;
+        if (prefix === "stub:" && /^(calls|syslog|journal|kill-count|killed-at)$/.test(rel)) continue;
+        if (prefix === "/" && RELEASE_HISTORY.test(rel) && !rel.includes(`/releases/${this.current()}/`)) continue;
         const p = join(dir, rel);
         out[prefix + rel] = `${(statSync(p).mode & 0o7777).toString(8)} ${createHash("sha256").update(readFileSync(p)).digest("hex").slice(0, 16)}`;
       }
@@ -103,6 +139,13 @@ export class Host {
   }
 }
 
+/** What the state directory keeps of releases other than the one activated. */
+const RELEASE_HISTORY = /^var\/(db|lib)\/f3s\/(releases\/|history$|previous$|rolled-back$)/;
+
+/** The "changed: ..." (or "would: ...") lines of f3s-activate or f3s-decommission, without the prefix. */
 export const changeLines = (stdout: string, word: "would" | "changed") =>
-  stdout.split("\n").filter((l) => l.startsWith(`f3s-activate: ${word}: `)).map((l) => l.slice(`f3s-activate: ${word}: `.length));
+  stdout
+    .split("\n")
+    .map((l) => new RegExp(`^f3s-(activate|decommission): ${word}: (.*)$`).exec(l)?.[2])
+    .filter((l): l is string => l !== undefined);
 

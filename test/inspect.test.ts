@@ -73,7 +73,7 @@ describe("f3s-gen diff", () => {
   it("shows a removed client as a removed host and as a removed allow-list entry", async () => {
     const r = await diff(specWith((t) => t.replace(/  - name: r2\n(.*\n){4}/, "")));
     expect(r.code).toBe(EXIT.changes);
-    expect(r.stdout).toMatch(/^host r2: removed \(17 files\)$/m);
+    expect(r.stdout).toMatch(/^host r2: removed \(18 files\)$/m);
     expect(r.stdout).toMatch(/^\s+-CN=r2\.lan\.buetow\.org serial/m);
     expect(r.stdout).toMatch(/secrets: would retire client r2/);
   });

@@ -220,7 +220,8 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     expect(f1.sb.read("if/re0")).not.toContain("192.168.1.138");
     expect(listFiles(join(f1.sb.state, "zfs"))).toEqual(datasets);
     expect(f1.sb.calls().slice(callsBefore).filter((c) => /^zfs /.test(c))).toEqual([]);
-    expect(listFiles(f1.root).filter((f) => !f.startsWith("data/"))).toEqual(["etc/devd.conf", "etc/fstab", "etc/hosts"]);
+    // What the host had before f3s-gen: data, the key stick, the packages' rc scripts, /etc.
+    expect(listFiles(f1.root).filter((f) => !/^(data|keys)\/|^usr\/local\/etc\/rc\.d\/(zrepl|stunnel)$/.test(f))).toEqual(["etc/devd.conf", "etc/fstab", "etc/hosts"]);
     rmSync(f1.root, { recursive: true, force: true });
   });
 });
@@ -245,7 +246,7 @@ describe.skipIf(!ready)("f3s-activate --check, --verify, --help", () => {
       host.deploy(v1);
       const ok = host.activate(["--verify"]);
       expect(ok.code, ok.stdout).toBe(0);
-      expect(ok.stdout).toMatch(/all \d+ files are as installed/);
+      expect(ok.stdout).toMatch(/all \d+ files of release [0-9a-f]{16} are as installed/);
     }
     const host = new Host("f0");
     host.deploy(v1);
@@ -266,7 +267,7 @@ describe.skipIf(!ready)("f3s-activate --check, --verify, --help", () => {
       host.extract(join(v1, `${name}.tar.gz`));
       const help = host.activate(["--help"]);
       expect(help.code).toBe(0);
-      expect(help.stdout).toMatch(/^Usage: f3s-activate \[--check \| --verify \| --help\]/);
+      expect(help.stdout).toMatch(/^Usage: f3s-activate \[--check\] \[--diff\] \[--rollback\] \| --verify \| --help/);
       const before = host.state();
       for (const args of [["--bogus"], ["--check", "--verify"], ["apply"]]) {
         const r = host.activate(args);

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { runMain, type Io } from "../src/cli.js";
-import { fixturesDir, privateSecrets, tempDir } from "./support.js";
+import { extract, fixturesDir, privateSecrets, tempDir } from "./support.js";
 import { findSecrets, isSecretKey, maskSource, maskText } from "../src/spec/secret-mask.js";
 
 const corpus = join(fixturesDir, "invalid");
@@ -121,10 +121,14 @@ describe("the CARP password is masked by value", () => {
       await run(["show", host, "--out", out, "--cat", "etc/rc.conf.d/netif"]);
       await run(["show", host, "--out", out, "--cat", "etc/rc.conf.d/netif", "--json"], false);
       await run(["show", host, "--out", out, "--cat", "usr/local/share/f3s/MANIFEST"]);
-      // What lands on the host: the MANIFEST (world-readable) has no hash of netif.
-      const manifest = execFileSync("tar", ["-xzOf", join(out, `${host}.tar.gz`), "usr/local/share/f3s/MANIFEST"], { encoding: "utf8" });
+      // What lands on the host: the MANIFEST (world-readable) has no hash of netif, only a MAC
+      // keyed with what never leaves the secrets directory.
+      const root = extract(join(out, `${host}.tar.gz`));
+      const manifest = readFileSync(join(root, "usr/local/share/f3s/MANIFEST"), "utf8");
       outputs.push(manifest);
-      expect(manifest).toMatch(/^0600 - \/etc\/rc\.conf\.d\/netif$/m);
+      expect(manifest).toMatch(/^0600 mac:[0-9a-f]{64} \/etc\/rc\.conf\.d\/netif$/m);
+      const netifHash = execFileSync("sha256sum", { input: readFileSync(join(root, "etc/rc.conf.d/netif")) }).toString().slice(0, 64);
+      expect(manifest).not.toContain(netifHash);
     }
     await run(["pki", "status", "spec.yaml", "--secrets", secrets]);
     await run(["pki", "status", "spec.yaml", "--secrets", secrets, "--json"]);

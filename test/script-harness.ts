@@ -2,7 +2,7 @@
 // stand-ins of test/stubs first on PATH. Paths a script writes to are rewritten to a sandbox by
 // replacing the script's own `NAME=value` assignments at the top.
 import { spawnSync, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../src/paths.js";
 import { tempDir } from "./support.js";
@@ -40,14 +40,43 @@ export class Sandbox {
     return out;
   }
 
+  private hiddenPath?: string;
+
+  /**
+   * Takes commands off PATH (stand-ins and this machine's programs alike), for a host that lacks
+   * them: PATH becomes one directory of links to everything else.
+   */
+  hide(names: string[]) {
+    const dir = join(this.dir, "path");
+    mkdirSync(dir, { recursive: true });
+    for (const from of [stubsDir, "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
+      for (const n of readdirSync(from)) {
+        if (names.includes(n) || existsSync(join(dir, n))) continue;
+        symlinkSync(join(from, n), join(dir, n));
+      }
+    }
+    this.hiddenPath = dir;
+  }
+
   env(): NodeJS.ProcessEnv {
-    return { PATH: [...this.before, stubsDir, "/usr/sbin", "/usr/bin", "/sbin", "/bin"].join(":"), F3S_STUB_STATE: this.state, HOME: this.dir, LC_ALL: "C", ...this.extraEnv };
+    const path = this.hiddenPath ? [...this.before, this.hiddenPath] : [...this.before, stubsDir, "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+    return { PATH: path.join(":"), F3S_STUB_STATE: this.state, HOME: this.dir, LC_ALL: "C", ...this.extraEnv };
   }
 
   run(shell: "dash" | "bash", script: string, args: string[] = []): Result {
     const r = spawnSync(shell, [script, ...args], { env: this.env(), encoding: "utf8", timeout: 30_000 });
     if (r.error) throw r.error;
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /**
+   * Runs in a session (and process group) of its own, so that a kill test's stand-in can kill the
+   * whole run, and nothing else, with `kill -KILL 0`. `signal` says whether it was killed.
+   */
+  runAlone(shell: "dash" | "bash", script: string, args: string[] = [], env: Record<string, string> = {}): Result & { signal: string | null } {
+    const r = spawnSync("setsid", ["-w", shell, script, ...args], { env: { ...this.env(), ...env }, encoding: "utf8", timeout: 30_000 });
+    if (r.error) throw r.error;
+    return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
   }
 
   /** A state file of the stand-ins, e.g. "if/re0" or "running/nfsd". */

@@ -3,7 +3,7 @@
 import { describe, expect, it, beforeAll } from "vitest";
 import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { buildCase, extract, hasTool, type Built } from "./support.js";
+import { buildCase, extract, extractRoot, hasTool, type Built } from "./support.js";
 import { Sandbox, carpInterface, plainInterface, mutating, stubsDir } from "./script-harness.js";
 
 const ready = hasTool("dash", ["-c", "true"]) && hasTool("flock", ["--version"]);
@@ -374,26 +374,35 @@ function spawnSleep(ms: number) {
 describe.skipIf(!ready)("f3s-activate", () => {
   const hostsBefore = "127.0.0.1 localhost\n192.168.1.138 f3s-storage-ha # added by hand\n::1 localhost\n";
 
+  /** A storage node's root with the tarball extracted, and what the preflight asks for. */
   function storage(host: string, carpState: string | null) {
     const sb = new Sandbox();
-    const root = extract(join(example.outDir, `${host}.tar.gz`));
+    const root = extractRoot(join(example.outDir, `${host}.tar.gz`));
+    const release = readFileSync(join(root, "var/db/f3s/staged"), "utf8").trim();
+    mkdirSync(join(root, "etc"), { recursive: true });
+    mkdirSync(join(root, "keys"), { recursive: true });
+    mkdirSync(join(root, "usr/local/etc/rc.d"), { recursive: true });
+    for (const pkg of ["zrepl", "stunnel"]) writeFileSync(join(root, "usr/local/etc/rc.d", pkg), "#!/bin/sh\n", { mode: 0o755 });
+    for (const k of [`${host}.lan.buetow.org:zdata.key`, `${host}.lan.buetow.org:bhyve.key`, "f0.lan.buetow.org:zdata.key"]) writeFileSync(join(root, "keys", k), Buffer.alloc(32, 1));
+    sb.set("zpool/zdata");
+    sb.set("zpool/zroot");
+    sb.dataset("zdata/sink");
     writeFileSync(join(root, "etc/hosts"), hostsBefore);
     writeFileSync(join(root, "etc/devd.conf"), "# stock devd.conf\n");
     // The NFS root as zfs mount leaves it (a directory).
     mkdirSync(join(root, "data/nfs"), { recursive: true });
     sb.set("if/re0", carpState ? carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, carpState) : plainInterface("re0", "192.168.1.130"));
     sb.set("sysctl/vfs.nfsd.nfs_privport", "1\n");
-    sb.dataset("zdata/enc", { keylocation: "prompt" });
-    sb.dataset("zroot/bhyve", { keylocation: "file:///keys/" + host + ".lan.buetow.org:bhyve.key" });
-    const script = sb.script(join(root, "usr/local/sbin/f3s-activate"), { ROOT: root });
-    // The installed carp must run under the stand-ins too: it is called as $ROOT/usr/local/bin/carp.
-    return { sb, root, run: () => sb.run("dash", script) };
+    sb.dataset("zdata/enc", { keylocation: "prompt", encryptionroot: "zdata/enc" });
+    sb.dataset("zroot/bhyve", { keylocation: "file:///keys/" + host + ".lan.buetow.org:bhyve.key", encryptionroot: "zroot/bhyve" });
+    // f3s-activate as installed: it finds the root from where it lies.
+    return { sb, root, release: join(root, "var/db/f3s/releases", release), run: () => sb.run("dash", join(root, "usr/local/sbin/f3s-activate")) };
   }
 
   const mutations = (sb: Sandbox) => sb.calls().filter((c) => mutating.test(c));
 
   it("primary: first run sets everything up, the second changes nothing", () => {
-    const { sb, root, run } = storage("f0", null);
+    const { sb, root, release, run } = storage("f0", null);
     sb.dataset("zdata/enc/nfsdata");
     const first = run();
     expect(first.code, first.stderr).toBe(0);
@@ -408,7 +417,7 @@ describe.skipIf(!ready)("f3s-activate", () => {
       "sysctl vfs.nfsd.nfs_privport=0",
       "service zrepl start",
     ]));
-    expect(sb.calls()).toContain(`zrepl --config ${root}/usr/local/etc/zrepl/zrepl.yml configcheck`);
+    expect(sb.calls()).toContain(`zrepl --config ${release}/usr/local/etc/zrepl/zrepl.yml configcheck`);
     expect(existsSync(join(root, "data/nfs/nfs.DO_NOT_REMOVE"))).toBe(true);
     const hosts = readFileSync(join(root, "etc/hosts"), "utf8");
     expect(hosts).toBe("127.0.0.1 localhost\n::1 localhost\n# BEGIN f3s-gen: storage VIP (managed by f3s-activate)\n192.168.1.138 f3s-storage-ha f3s-storage-ha.lan f3s-storage-ha.lan.buetow.org\n# END f3s-gen\n");
@@ -417,7 +426,7 @@ describe.skipIf(!ready)("f3s-activate", () => {
     const before = mutations(sb).length;
     const second = run();
     expect(second.code).toBe(0);
-    expect(second.stdout).toContain("f0 is up to date: nothing changed");
+    expect(second.stdout).toMatch(/f0 is up to date with release [0-9a-f]{16}: nothing changed/);
     expect(mutations(sb).slice(before)).toEqual([]);
     expect(readFileSync(join(root, "etc/hosts"), "utf8")).toBe(hosts);
   });
@@ -444,13 +453,15 @@ describe.skipIf(!ready)("f3s-activate", () => {
   });
 
   it("warns about a second devd notify block in /etc/devd.conf", () => {
-    const { root, run } = storage("f0", "BACKUP");
+    const { sb, root, run } = storage("f0", "BACKUP");
+    sb.dataset("zdata/enc/nfsdata");
     writeFileSync(join(root, "etc/devd.conf"), 'notify 0 { action "/usr/local/bin/carpcontrol.sh $subsystem $type"; };\n');
     expect(run().stderr).toMatch(/\/etc\/devd.conf also runs carpcontrol.sh/);
   });
 
   it("standby: waits for the first replication, then sets keylocation, loads the key, mounts read-only", () => {
     const { sb, run } = storage("f1", "BACKUP");
+    sb.set("zpool/zdata");
     expect(run().stdout).toMatch(/zdata\/sink\/f0\/zdata\/enc\/nfsdata has not been received yet/);
     const received = "zdata/sink/f0/zdata/enc/nfsdata";
     sb.dataset(received, { keylocation: "prompt", keystatus: "unavailable" });
@@ -465,26 +476,28 @@ describe.skipIf(!ready)("f3s-activate", () => {
     expect(mutations(sb).slice(before)).toEqual([]);
   });
 
-  it("storage node restarts a running stunnel when its allow-list changed, and only then", () => {
+  it("a live file changed by hand is put back from the release; its service is not restarted for it", () => {
     const { sb, root, run } = storage("f0", "MASTER");
     sb.dataset("zdata/enc/nfsdata", { mounted: "yes", mountpoint: "/data/nfs" });
     const restarts = () => sb.calls().filter((c) => c === "service stunnel restart").length;
     expect(run().stdout).toMatch(/started stunnel \(this node is MASTER\)/);
     run();
     expect(restarts()).toBe(0);
+    // stunnel read the release's allow-list when it started; the edit never reached it.
     writeFileSync(join(root, "usr/local/etc/stunnel/ca/allowed-clients.pem"), "changed\n");
-    expect(run().stdout).toMatch(/restarted stunnel/);
-    expect(restarts()).toBe(1);
-    run();
-    expect(restarts()).toBe(1);
+    const repaired = run();
+    expect(repaired.stdout).toContain("changed: updated /usr/local/etc/stunnel/ca/allowed-clients.pem");
+    expect(restarts()).toBe(0);
+    expect(run().stdout).toMatch(/nothing changed/);
   });
 
   it.each(["r0", "earth"])("client %s: enables and starts its units once; the second run changes nothing", (host) => {
     const sb = new Sandbox();
-    const root = extract(join(example.outDir, `${host}.tar.gz`));
+    const root = extractRoot(join(example.outDir, `${host}.tar.gz`));
+    mkdirSync(join(root, "etc"), { recursive: true });
     writeFileSync(join(root, "etc/hosts"), "127.0.0.1 localhost\n");
-    const script = sb.script(join(root, "usr/local/sbin/f3s-activate"), { ROOT: root });
-    const first = sb.run("bash", script);
+    const script = join(root, "usr/local/sbin/f3s-activate");
+    const first = sb.run("dash", script);
     expect(first.code, first.stderr).toBe(0);
     const units = ["f3s-tunnel-guard.service", "stunnel.service", host === "r0" ? "data-nfs-k3svolumes.mount" : "data-nfs.mount", "nfs-mount-monitor.timer", "f3s-metrics.timer", ...(host === "earth" ? ["f3s-nfs-dnat.service"] : [])];
     expect(mutations(sb)).toEqual([
@@ -494,21 +507,17 @@ describe.skipIf(!ready)("f3s-activate", () => {
       "nfsidmap -c",
     ]);
     const before = mutations(sb).length;
-    const second = sb.run("bash", script);
-    expect(second.stdout).toContain(`${host} is up to date: nothing changed`);
+    const second = sb.run("dash", script);
+    expect(second.stdout).toMatch(new RegExp(`${host} is up to date with release [0-9a-f]{16}: nothing changed`));
     expect(mutations(sb).slice(before)).toEqual([]);
-    // New certificates reload stunnel; nothing else.
-    writeFileSync(join(root, `etc/stunnel/${host}-stunnel.pem`), "renewed\n");
-    sb.run("bash", script);
-    expect(mutations(sb).slice(before)).toEqual(["systemctl reload stunnel.service"]);
   });
 
   it("member: merges the hosts line once", () => {
     const sb = new Sandbox();
-    const root = extract(join(example.outDir, "f2.tar.gz"));
+    const root = extractRoot(join(example.outDir, "f2.tar.gz"));
     mkdirSync(join(root, "etc"));
     writeFileSync(join(root, "etc/hosts"), "127.0.0.1 localhost\n");
-    const script = sb.script(join(root, "usr/local/sbin/f3s-activate"), { ROOT: root });
+    const script = join(root, "usr/local/sbin/f3s-activate");
     expect(sb.run("dash", script).stdout).toMatch(/changed: \/etc\/hosts/);
     const hosts = readFileSync(join(root, "etc/hosts"), "utf8");
     expect(sb.run("dash", script).stdout).toMatch(/nothing changed/);

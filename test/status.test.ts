@@ -3,7 +3,7 @@
 // own `promtool check metrics`; the canary and the repair record that feed it.
 import { describe, expect, it, beforeAll } from "vitest";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildCase, extract, hasTool, tempDir, type Built } from "./support.js";
 import { Sandbox, carpInterface } from "./script-harness.js";
@@ -27,6 +27,8 @@ interface Host {
   status(args?: string[]): { code: number; stdout: string; stderr: string };
 }
 
+const RELEASE = "0123456789abcdef";
+
 function host(name: string): Host {
   const sb = new Sandbox();
   const root = extract(join(example.outDir, `${name}.tar.gz`));
@@ -35,6 +37,11 @@ function host(name: string): Host {
   const vars: Record<string, string> = { ROOT: root, TEXTFILE_DIR: textfiles };
   if (name.startsWith("f") && name !== "f2") vars.CARP = sb.script(join(root, "usr/local/bin/carp"));
   const script = sb.script(join(root, "usr/local/sbin/f3s-status"), vars);
+  // What f3s-activate records: the release activated, and the one staged.
+  const state = join(root, shell === "bash" ? "var/lib/f3s" : "var/db/f3s");
+  mkdirSync(state, { recursive: true });
+  writeFileSync(join(state, "current"), `${RELEASE}\n`);
+  writeFileSync(join(state, "staged"), `${RELEASE}\n`);
   return { sb, root, status: (args = []) => sb.run(shell, script, args) };
 }
 
@@ -73,10 +80,10 @@ describe.skipIf(!ready)("f3s-status: storage nodes", () => {
     const h = storage("f0", "MASTER");
     const r = h.status();
     expect(r.code, r.stdout).toBe(0);
-    expect(r.stdout.split("\n")[0]).toBe("f0 (storage, primary): healthy");
+    expect(r.stdout.split("\n")[0]).toBe(`f0 (storage, primary, release ${RELEASE}): healthy`);
     expect(r.stdout).toMatch(/ok +snapshots +zdata\/enc\/nfsdata: 10 snapshots, the newest 30s old/);
     const json = JSON.parse(h.status(["--json"]).stdout);
-    expect(json).toMatchObject({ host: "f0", role: "storage, primary", status: "healthy" });
+    expect(json).toMatchObject({ host: "f0", role: "storage, primary", release: RELEASE, staged: RELEASE, status: "healthy" });
     expect(json.checks.every((c: { level: string }) => c.level === "ok")).toBe(true);
   });
 
@@ -162,6 +169,20 @@ describe.skipIf(!ready)("f3s-status: clients and members", () => {
     expect(h.status().code).toBe(0);
   });
 
+  it("every host type names the release it runs (text, --json, f3s_release_info), and one staged but not activated", () => {
+    for (const h of [storage("f0", "MASTER"), storage("f1", "BACKUP"), client("r0"), host("f2")]) {
+      expect(h.status().stdout.split("\n")[0]).toContain(`release ${RELEASE})`);
+      expect(JSON.parse(h.status(["--json"]).stdout)).toMatchObject({ release: RELEASE, staged: RELEASE });
+      expect(h.status(["--prometheus"]).stdout).toMatch(new RegExp(`^f3s_release_info\\{release="${RELEASE}",staged="${RELEASE}"\\} 1$`, "m"));
+      const state = join(h.root, existsSync(join(h.root, "var/lib/f3s")) ? "var/lib/f3s" : "var/db/f3s");
+      writeFileSync(join(state, "staged"), "fedcba9876543210\n");
+      expect(h.status().stdout).toContain("release fedcba9876543210 is staged, not activated");
+      // Whatever the files hold, only a release id reaches the output.
+      writeFileSync(join(state, "current"), 'x"} 1\nevil 1\n');
+      expect(h.status(["--prometheus"]).stdout).toMatch(/^f3s_release_info\{release="none",staged="fedcba9876543210"\} 1$/m);
+    }
+  });
+
   it("--help exits 0; anything else is a usage error (64)", () => {
     const h = client("r0");
     expect(h.status(["--help"]).stdout).toMatch(/^Usage: f3s-status/);
@@ -216,7 +237,7 @@ describe.skipIf(!ready)("metrics for node_exporter's textfile collector", () => 
     expect(readFileSync(join(f1, "usr/local/etc/cron.d/f3s-monitoring"), "utf8")).not.toMatch(/f3s-canary/);
     const r0 = extract(join(example.outDir, "r0.tar.gz"));
     expect(readFileSync(join(r0, "etc/systemd/system/f3s-metrics.timer"), "utf8")).toMatch(/OnUnitActiveSec=30s/);
-    expect(readFileSync(join(r0, "usr/local/sbin/f3s-activate"), "utf8")).toMatch(/f3s-metrics\.timer/);
+    expect(readFileSync(join(r0, "usr/local/libexec/f3s/activate"), "utf8")).toMatch(/f3s-metrics\.timer/);
   });
 });
 

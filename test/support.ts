@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { build, type BuildResult } from "../src/pipeline.js";
 import { packageRoot } from "../src/paths.js";
 import { readTarGzBuffer, type TarFile } from "../src/pack/read.js";
+import { releaseOf } from "../src/render/release.js";
 
 export const fixturesDir = join(packageRoot, "fixtures");
 export const validCases = readdirSync(join(fixturesDir, "valid")).filter((n) => statSync(join(fixturesDir, "valid", n)).isDirectory()).sort();
@@ -55,18 +56,41 @@ export function readTarGz(data: Buffer): TarHeader[] {
   return readTarGzBuffer(data).map(({ path, ...rest }) => ({ name: path, size: rest.content.length, ...rest }));
 }
 
-/** Every tarball of a build, by file name, as extracted entries. */
-export function readOut(outDir: string): Map<string, TarHeader[]> {
+/** Every tarball of a build, by file name, with its raw entries. */
+export function readOutRaw(outDir: string): Map<string, TarHeader[]> {
   const map = new Map<string, TarHeader[]>();
   for (const n of readdirSync(outDir).filter((n) => n.endsWith(".tar.gz")).sort()) map.set(n, readTarGz(readFileSync(join(outDir, n))));
   return map;
 }
 
-/** Extracts a tarball with the system's tar (as the hosts will) into a fresh directory. */
-export function extract(tarball: string): string {
+/** Every tarball of a build, by file name: a host's as the files of its release at the paths they are installed to. */
+export function readOut(outDir: string): Map<string, TarHeader[]> {
+  const map = readOutRaw(outDir);
+  for (const [n, entries] of map) {
+    const release = releaseOf(entries.map((e) => ({ ...e, path: e.name })));
+    if (release) map.set(n, release.files.map(({ path, ...rest }) => ({ ...rest, name: path })));
+  }
+  return map;
+}
+
+/** Extracts a tarball with the system's tar (as the hosts will) into a fresh directory: a host's root. */
+export function extractRoot(tarball: string): string {
   const dir = tempDir("f3s-root-");
   execFileSync("tar", ["-xzpf", tarball, "-C", dir]);
   return dir;
+}
+
+/**
+ * A host tarball's release as a tree of the paths its files are installed to (the directory the
+ * tarball stages it in); any other tarball extracted as it is.
+ */
+export function extract(tarball: string): string {
+  const root = extractRoot(tarball);
+  for (const state of ["var/db/f3s", "var/lib/f3s"]) {
+    const staged = join(root, state, "staged");
+    if (existsSync(staged)) return join(root, state, "releases", readFileSync(staged, "utf8").trim());
+  }
+  return root;
 }
 
 export function listFiles(dir: string, base = ""): string[] {

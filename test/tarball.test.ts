@@ -1,10 +1,10 @@
 // The tarball contract (design/ARTIFACTS.md, "Every tarball") checked on the raw tar headers.
 import { runMain } from "../src/cli.js";
 import { describe, expect, it, beforeAll } from "vitest";
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { buildCase, extract, hasTool, readOut, tempDir, type Built, type TarHeader } from "./support.js";
+import { buildCase, extract, fixturesDir, hasTool, readOut, readOutRaw, tempDir, type Built, type TarHeader } from "./support.js";
 import { spawnSync } from "node:child_process";
 import { FIXED_MTIME } from "../src/pack/tarball.js";
 
@@ -17,13 +17,13 @@ beforeAll(async () => {
 function expectedMode(name: string): number {
   // Private keys, and netif: it carries the CARP password (ARTIFACTS.md).
   if (/(-key\.pem|-stunnel\.pem)$/.test(name) || name === "etc/rc.conf.d/netif") return 0o600;
-  if (/^usr\/local\/(s?bin|etc\/rc\.d)\//.test(name)) return 0o755;
+  if (/^usr\/local\/(s?bin|libexec|etc\/rc\.d)\//.test(name)) return 0o755;
   return 0o644;
 }
 
 describe("every host tarball", () => {
   it("has regular-file entries only, relative and sorted, root-owned without names, one fixed mtime", () => {
-    for (const [tarball, entries] of readOut(example.outDir)) {
+    for (const [tarball, entries] of readOutRaw(example.outDir)) {
       const names = entries.map((e) => e.name);
       expect(names, tarball).toEqual([...names].sort());
       for (const e of entries) {
@@ -51,10 +51,24 @@ describe("every host tarball", () => {
     const others = entries.filter((e) => e.name !== "usr/local/share/f3s/MANIFEST");
     expect(lines).toHaveLength(others.length);
     for (const e of others) {
-      // netif's only unknown is the CARP password: its hash would give it away, so it has none.
-      const sha = e.name === "etc/rc.conf.d/netif" ? "-" : execFileSync("sha256sum", { input: e.content }).toString().split(" ")[0];
+      // netif's only unknown is the CARP password: its hash would give it away, so it has a MAC
+      // with a key only the builder has (it still changes the release id when the password does).
+      if (e.name === "etc/rc.conf.d/netif") {
+        expect(lines).toContainEqual(expect.stringMatching(/^0600 mac:[0-9a-f]{64} \/etc\/rc\.conf\.d\/netif$/));
+        continue;
+      }
+      const sha = execFileSync("sha256sum", { input: e.content }).toString().split(" ")[0];
       expect(lines).toContain(`${e.mode.toString(8).padStart(4, "0")} ${sha} /${e.name}`);
     }
+  });
+
+  it("a changed CARP password changes the storage nodes' release ids, and nothing else's", async () => {
+    const spec = join(tempDir(), "spec.yaml");
+    writeFileSync(spec, readFileSync(join(fixturesDir, "valid/example/spec.yaml"), "utf8").replace("password: testpass", "password: N3wCarpPass"));
+    const changed = await buildCase("example", { secretsDir: example.secretsDir, spec });
+    const ids = (b: Built) => Object.fromEntries(b.result.hosts!.map((h) => [h.name, h.release]));
+    const [before, after] = [ids(example), ids(changed)];
+    for (const host of Object.keys(before)) expect(after[host] !== before[host], host).toBe(host === "f0" || host === "f1");
   });
 
   it("prints no hash of netif anywhere: not in the MANIFEST, not in show, not in show --json", async () => {
@@ -81,7 +95,7 @@ describe("every host tarball", () => {
       const dir = tempDir("f3s-bsdtar-");
       const r = spawnSync("bsdtar", ["-xzpf", join(example.outDir, `${host}.tar.gz`), "-C", dir], { encoding: "utf8" });
       expect(r.status, r.stderr).toBe(0);
-      for (const e of readOut(example.outDir).get(`${host}.tar.gz`)!) {
+      for (const e of readOutRaw(example.outDir).get(`${host}.tar.gz`)!) {
         const st = statSync(join(dir, e.name));
         expect((st.mode & 0o7777).toString(8), `${host}:${e.name}`).toBe(e.mode.toString(8));
         if (process.getuid?.() === 0) expect([st.uid, st.gid], `${host}:${e.name}`).toEqual([0, 0]);
@@ -130,7 +144,7 @@ describe("every host tarball", () => {
     expect(names("r0")).not.toContain("etc/systemd/system/f3s-nfs-dnat.service");
     expect(names("earth")).toContain("etc/systemd/system/f3s-nfs-dnat.service");
     expect(names("earth")).toContain("etc/systemd/system/data-nfs.mount");
-    expect(names("f2")).toEqual(["usr/local/sbin/f3s-activate", "usr/local/sbin/f3s-status", "usr/local/share/f3s/MANIFEST", "usr/local/share/f3s/hosts"]);
+    expect(names("f2")).toEqual(["usr/local/libexec/f3s/activate", "usr/local/sbin/f3s-activate", "usr/local/sbin/f3s-status", "usr/local/share/f3s/MANIFEST", "usr/local/share/f3s/hosts"]);
     const keys = out.get("keys.tar.gz")!;
     expect(keys.map((e) => e.name)).toEqual(
       ["f0", "f1", "f2"].flatMap((h) => ["bhyve", "zdata"].map((k) => `${h}.lan.buetow.org:${k}.key`)),

@@ -97,7 +97,11 @@ describe.skipIf(!available)("a Debian client on a booted systemd guest (QEMU)", 
     const failed = checks.filter((c) => !c.startsWith("ok "));
     expect(failed, context).toEqual([]);
     // Every check ran, through both boots (the last is written just before the poweroff).
-    for (const name of ["activate-v1-idempotent", `findmnt ${kept.mountpoint}`, "guard-nobody-refused", "busy-mount-survives-tunnel-restart", "failover-repaired-by-monitor", `after-reboot no spurious repair of ${kept.mountpoint}`, "removed-mount-gone", "activate-v2-idempotent", "revoked-client-refused", "renewed-client-mount-back"]) {
+    for (const name of [
+      "extract-v1-changes-nothing-live", "activate-v1-idempotent", `findmnt ${kept.mountpoint}`, "guard-nobody-refused", "busy-mount-survives-tunnel-restart", "failover-repaired-by-monitor",
+      `after-reboot no spurious repair of ${kept.mountpoint}`, "extract-v2-changes-nothing-live", "check-v2-changes-nothing", "removed-mount-gone", "activate-v2-idempotent",
+      "rollback-restores-v1-byte-for-byte", `after-rollback mounted ${removed.mountpoint}`, "rollback-again-changes-nothing", "revoked-client-refused", "renewed-client-mount-back",
+    ]) {
       expect(checks, `${name}\n${context}`).toContain(`ok ${name}`);
     }
     expect(run.status, context).toBe(0);

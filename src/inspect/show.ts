@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { UNHASHED_FILES } from "../render/artifacts.js";
 import { createHash } from "node:crypto";
 import { readTarGz, type TarFile } from "../pack/read.js";
+import { releaseOf } from "../render/release.js";
 
 export interface ShownFile {
   path: string;
@@ -14,11 +15,17 @@ export interface ShownFile {
   private: boolean;
 }
 
-/** The tarballs in out/, by host name ("keys" for keys.tar.gz). */
+/**
+ * The tarballs in out/, by host name ("keys" for keys.tar.gz): for a host, the files of the release
+ * it stages, at the paths they are installed to.
+ */
 export function readOutDir(outDir: string): Map<string, TarFile[]> {
   const hosts = new Map<string, TarFile[]>();
   if (!existsSync(outDir)) return hosts;
-  for (const name of readdirSync(outDir).filter((n) => n.endsWith(".tar.gz")).sort()) hosts.set(name.slice(0, -".tar.gz".length), readTarGz(join(outDir, name)));
+  for (const name of readdirSync(outDir).filter((n) => n.endsWith(".tar.gz")).sort()) {
+    const entries = readTarGz(join(outDir, name));
+    hosts.set(name.slice(0, -".tar.gz".length), releaseOf(entries)?.files ?? entries);
+  }
   return hosts;
 }
 

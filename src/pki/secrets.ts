@@ -68,6 +68,11 @@ export interface OpenResult {
   /** Certificates issued by this run (in memory until commit): their serials are not final in a plan. */
   fresh?: string[];
   /**
+   * SHA-256 fingerprints of this cluster's CA and of every CA it replaced (rotate-ca): out/ built
+   * from any of them belongs to the same cluster.
+   */
+  lineage?: string[];
+  /**
    * Persists what this run issued or retired. Everything expensive happens before (in memory), so
    * a build calls this only right before it replaces out/: a run killed earlier changes nothing.
    */
@@ -335,7 +340,8 @@ async function createSecrets(dir: string, model: Model, opts: OpenOptions): Prom
       throw e;
     }
   };
-  return { secrets: { ca, server, clients, zfsKeys }, diagnostics: [], changes, commit, fresh: [ca.certPem, server.certPem, ...[...clients.values()].map((p) => p.certPem)] };
+  const lineage = [new X509Certificate(ca.certPem).fingerprint256];
+  return { secrets: { ca, server, clients, zfsKeys }, diagnostics: [], changes, commit, fresh: [ca.certPem, server.certPem, ...[...clients.values()].map((p) => p.certPem)], lineage };
 }
 
 const clusterOf = (model: Model) => ({ domain: model.domain, ca: model.pki.caCommonName });
@@ -508,7 +514,8 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
     index.zfsKeys = [...new Set([...index.zfsKeys, ...newKeys.keys()])].sort();
     txn.commit(indexText(index));
   };
-  return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes, commit, fresh: [...issued.values()].map((p) => p.certPem) };
+  const lineage = [ca.cert.fingerprint256, ...index.retired.filter((r) => r.kind === "ca" || r.name === "CA").map((r) => r.sha256)];
+  return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes, commit, fresh: [...issued.values()].map((p) => p.certPem), lineage };
 }
 
 export const indexText = (index: SecretsIndex) => JSON.stringify(index, null, 2) + "\n";

@@ -26,6 +26,10 @@ const CLIENT: Role[] = ["client"];
 const primaryWithFailback = (c: HostContext) => c.storage!.failback;
 
 export const MANIFEST_PATH = "usr/local/share/f3s/MANIFEST";
+/** The command a deployment runs after extracting; the only file extraction puts in place. */
+export const ACTIVATE_PATH = "usr/local/sbin/f3s-activate";
+/** Each release's own activation, which f3s-activate runs from the release's directory. */
+export const ACTIVATION_SCRIPT = "usr/local/libexec/f3s/activate";
 
 export const MANIFEST_TEMPLATE = "common/MANIFEST.hbs";
 
@@ -39,9 +43,11 @@ export const UNHASHED_FILES: ReadonlySet<string> = new Set(["etc/rc.conf.d/netif
 export const artifacts: readonly Artifact[] = [
   // Every host
   { template: "common/hosts.hbs", path: "usr/local/share/f3s/hosts", mode: PUBLIC, roles: ALL },
-  { template: "storage/f3s-activate.sh.hbs", path: "usr/local/sbin/f3s-activate", mode: SCRIPT, roles: STORAGE },
-  { template: "client/f3s-activate.bash.hbs", path: "usr/local/sbin/f3s-activate", mode: SCRIPT, roles: CLIENT },
-  { template: "member/f3s-activate.sh.hbs", path: "usr/local/sbin/f3s-activate", mode: SCRIPT, roles: ["member"] },
+  // The command that activates a staged release, and each role's activation, which it runs from the release.
+  { template: "common/f3s-activate.sh.hbs", path: ACTIVATE_PATH, mode: SCRIPT, roles: ALL },
+  { template: "storage/f3s-activate.sh.hbs", path: ACTIVATION_SCRIPT, mode: SCRIPT, roles: STORAGE },
+  { template: "client/f3s-activate.bash.hbs", path: ACTIVATION_SCRIPT, mode: SCRIPT, roles: CLIENT },
+  { template: "member/f3s-activate.sh.hbs", path: ACTIVATION_SCRIPT, mode: SCRIPT, roles: ["member"] },
   // Health: f3s-status on every host, and its metrics for node_exporter's textfile collector
   { template: "storage/f3s-status.sh.hbs", path: "usr/local/sbin/f3s-status", mode: SCRIPT, roles: STORAGE },
   { template: "client/f3s-status.bash.hbs", path: "usr/local/sbin/f3s-status", mode: SCRIPT, roles: CLIENT },

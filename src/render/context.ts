@@ -1,7 +1,10 @@
 // What a template sees for one host: the model, the host itself, role-specific derived values and
 // only the secrets this host's tarball needs (never the CA key).
 import type { Client, HostRef, Model, StorageNode } from "../spec/model.js";
+import { compareStrings } from "../order.js";
 import type { Secrets } from "../pki/secrets.js";
+import { ACTIVATION_SCRIPT } from "./artifacts.js";
+import { familyOf, stateDirOf, type Family } from "./release.js";
 
 export interface StorageView {
   node: StorageNode;
@@ -19,11 +22,20 @@ export interface StorageView {
   keyDatasets: string[];
   /** The replicated datasets as this node holds them, with their snapshot limit. */
   snapshotDatasets: { dataset: string; limit: number }[];
+  /** The ZFS pools the node's datasets live in: activation's preflight checks each exists. */
+  pools: string[];
+  /** Every key activation needs on the key stick, with the dataset it unlocks. */
+  preflightKeys: { dataset: string; keyFile: string }[];
 }
 
 export interface HostContext {
   model: Model;
   host: HostRef & { fqdn: string };
+  family: Family;
+  /** Where activation keeps its record and the staged releases (/var/db/f3s, /var/lib/f3s). */
+  stateDir: string;
+  /** A release's own activation script, relative to the release's directory. */
+  activationScript: string;
   storage?: StorageView;
   client?: Client;
   tls: {
@@ -38,13 +50,17 @@ export interface HostContext {
 }
 
 export function hostContext(model: Model, host: HostRef, secrets: Secrets): HostContext {
-  const base = { model, tls: { caCert: secrets.ca.certPem } };
+  const family = familyOf(host.role);
+  const base = { model, family, stateDir: "/" + stateDirOf(family), activationScript: ACTIVATION_SCRIPT, tls: { caCert: secrets.ca.certPem } };
   if (host.role === "storage") {
     const node = model.storageNodes.find((n) => n.name === host.name)!;
     const peer = model.storageNodes.find((n) => n.name !== host.name)!;
     const isPrimary = node.role === "primary";
     const rootNames = model.encryption.roots.map((r) => r.dataset);
     const keyDatasets = isPrimary ? rootNames : [...rootNames, model.replication.receivedNfsDataset];
+    const roots = model.encryption.roots.map((r) => ({ dataset: r.dataset, keyFile: `${model.encryption.keyDirectory}/${node.fqdn}:${r.key}.key` }));
+    const pool = (dataset: string) => dataset.split("/")[0]!;
+    const own = isPrimary ? model.nfs.dataset : model.replication.sinkRoot;
     const allowed = [secrets.ca.certPem, ...model.clients.map((c) => secrets.clients.get(c.name)!.certPem)];
     return {
       ...base,
@@ -55,11 +71,14 @@ export function hostContext(model: Model, host: HostRef, secrets: Secrets): Host
         isPrimary,
         isStandby: !isPrimary,
         zfskeysDatasets: keyDatasets.join(" "),
-        roots: model.encryption.roots.map((r) => ({ dataset: r.dataset, keyFile: `${model.encryption.keyDirectory}/${node.fqdn}:${r.key}.key` })),
+        roots,
         failback: isPrimary && model.failback.enabled,
         nfsDataset: isPrimary ? model.nfs.dataset : model.replication.receivedNfsDataset,
         keyDatasets,
         snapshotDatasets: model.replication.jobs.map((j) => ({ dataset: isPrimary ? j.dataset : j.sinkPath, limit: j.snapshotLimit })),
+        pools: [...new Set([...rootNames, own].map(pool))].sort(compareStrings),
+        // The standby also needs the primary's key for the received NFS dataset.
+        preflightKeys: isPrimary ? roots : [...roots, { dataset: model.replication.receivedNfsDataset, keyFile: model.encryption.nfsKeyFile }],
       },
       tls: { ...base.tls, serverCert: secrets.server.certPem, serverKey: secrets.server.keyPem, allowedClients: allowed.map(trimPem).join("\n") + "\n" },
     };

@@ -1,6 +1,6 @@
 // Rendering is pure: model + secrets + templates in, {host: [{path, mode, content}]} out. The caller
 // writes. Templates are strict (an unknown variable is an error, not an empty string).
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import type { Model, HostRef } from "../spec/model.js";
 import type { Secrets } from "../pki/secrets.js";
@@ -71,6 +71,18 @@ export function sha256(data: Buffer | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
+/**
+ * What the MANIFEST lists for a file whose one secret is short (the CARP password in netif): not
+ * its hash, which would give the password away to anyone who tries passwords, but a MAC keyed with
+ * a key derived from the CA's private key, which never leaves the secrets directory. It still
+ * changes whenever the file does, so the release id (the MANIFEST's hash) does too; hosts compare
+ * only the mode of such a file.
+ */
+export function manifestMac(secrets: Secrets, content: Buffer): string {
+  const key = createHash("sha256").update("f3s-gen manifest mac\0").update(secrets.ca.keyPem).digest();
+  return "mac:" + createHmac("sha256", key).update(content).digest("hex");
+}
+
 export function renderHost(model: Model, host: HostRef, secrets: Secrets, templates: TemplateSet): HostFiles {
   const ctx = hostContext(model, host, secrets);
   const files = artifacts.flatMap((a) => artifactFiles(a, ctx, templates));
@@ -81,7 +93,7 @@ export function renderHost(model: Model, host: HostRef, secrets: Secrets, templa
   }
   // The manifest lists every other file; it cannot list its own hash.
   const listed = files
-    .map((f) => ({ path: f.path, mode: f.mode.toString(8).padStart(4, "0"), sha256: UNHASHED_FILES.has(f.path) ? "-" : sha256(f.content) }))
+    .map((f) => ({ path: f.path, mode: f.mode.toString(8).padStart(4, "0"), sha256: UNHASHED_FILES.has(f.path) ? manifestMac(secrets, f.content) : sha256(f.content) }))
     .sort((a, b) => (a.path < b.path ? -1 : 1));
   files.push({ path: MANIFEST_PATH, mode: PUBLIC, content: renderOne(templates, MANIFEST_TEMPLATE, { ...ctx, files: listed }) });
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

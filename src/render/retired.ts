@@ -7,11 +7,10 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Model } from "../spec/model.js";
 import { readTarGzBuffer } from "../pack/read.js";
-import { SCRIPT } from "./artifacts.js";
+import { ACTIVATE_PATH, SCRIPT } from "./artifacts.js";
 import { renderOne, type RenderedFile, type TemplateSet } from "./engine.js";
 import { compareStrings } from "../order.js";
-
-export type Family = "freebsd" | "linux";
+import { releaseOf, type Family } from "./release.js";
 
 export interface RetiredHost {
   name: string;
@@ -20,12 +19,18 @@ export interface RetiredHost {
 
 export const RETIRED_DIR = "retired";
 export const DECOMMISSION_PATH = "usr/local/sbin/f3s-decommission";
-const ACTIVATE_PATH = "usr/local/sbin/f3s-activate";
 
-/** FreeBSD's scripts are /bin/sh, the Linux clients' /bin/bash. */
-function familyOf(tarball: string, script: string): Family | undefined {
+/**
+ * Which family a host of an earlier build was: from where its tarball stages the release or, in a
+ * decommission tarball (and a tarball of a build before releases were staged), from the script's
+ * shell: FreeBSD's scripts are /bin/sh, the Linux clients' /bin/bash.
+ */
+function familyOfTarball(tarball: string, script: string): Family | undefined {
   try {
-    const entry = readTarGzBuffer(readFileSync(tarball)).find((f) => f.path === script);
+    const entries = readTarGzBuffer(readFileSync(tarball));
+    const release = releaseOf(entries);
+    if (release) return release.family;
+    const entry = entries.find((f) => f.path === script);
     if (!entry) return undefined;
     return entry.content.subarray(0, 12).toString("latin1").startsWith("#!/bin/bash") ? "linux" : "freebsd";
   } catch {
@@ -41,12 +46,12 @@ export function retiredHosts(outDir: string, model: Model, reserved: readonly st
   const found = new Map<string, Family>();
   for (const name of tarballs(outDir)) {
     if (current.has(name)) continue;
-    const family = familyOf(join(outDir, `${name}.tar.gz`), ACTIVATE_PATH);
+    const family = familyOfTarball(join(outDir, `${name}.tar.gz`), ACTIVATE_PATH);
     if (family) found.set(name, family);
   }
   for (const name of tarballs(join(outDir, RETIRED_DIR))) {
     if (current.has(name) || found.has(name)) continue;
-    const family = familyOf(join(outDir, RETIRED_DIR, `${name}.tar.gz`), DECOMMISSION_PATH);
+    const family = familyOfTarball(join(outDir, RETIRED_DIR, `${name}.tar.gz`), DECOMMISSION_PATH);
     if (family) found.set(name, family);
   }
   return [...found].map(([name, family]) => ({ name, family })).sort((a, b) => compareStrings(a.name, b.name));
