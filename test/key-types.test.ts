@@ -88,7 +88,7 @@ describe.skipIf(!hasOpenssl)("pki.keyType, checked by openssl", () => {
     const drift = r.diagnostics.find((d) => d.code === "pki-drift");
     expect(drift?.message).toContain("key ECDSA P-384 -> ECDSA P-256");
     expect(drift?.hint).toContain("pki rotate-ca");
-    const rotated = await rotateCa(dir, p256, new Date());
+    const rotated = await rotateCa(dir, p256, new Date()); // --immediate
     expect(rotated.diagnostics).toEqual([]);
     const after = await openSecrets(dir, p256, { now: new Date() });
     expect(after.diagnostics).toEqual([]);

@@ -1,6 +1,6 @@
 // f3s-gen pki status | renew | revoke | rotate-ca.
 import { describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { runMain, type Io } from "../src/cli.js";
@@ -67,17 +67,54 @@ describe("f3s-gen pki", () => {
     expect(r.stderr).toContain("f0 is not a client in the spec");
   });
 
-  it("rotate-ca issues a new CA and every leaf under it, keeping the ZFS keys", async () => {
+  it("rotate-ca --immediate issues a new CA and every leaf under it at once, keeping the ZFS keys", async () => {
     const dir = privateSecrets("example");
     const before = files(dir);
     const oldCa = cert(dir, "ca/ca-cert.pem");
-    expect((await pki(["rotate-ca", spec, "--secrets", dir])).code).toBe(0);
+    expect((await pki(["rotate-ca", spec, "--immediate", "--secrets", dir])).code).toBe(0);
     const newCa = cert(dir, "ca/ca-cert.pem");
     expect(newCa.fingerprint256).not.toBe(oldCa.fingerprint256);
     for (const f of ["server/server-cert.pem", "clients/r0-cert.pem", "clients/r1-cert.pem", "clients/r2-cert.pem", "clients/earth-cert.pem"]) {
       expect(cert(dir, f).verify(newCa.publicKey), f).toBe(true);
       expect(cert(dir, f).verify(oldCa.publicKey), f).toBe(false);
     }
+    for (const f of [...before.keys()].filter((f) => f.startsWith("zfs/"))) expect(files(dir).get(f)).toBe(before.get(f));
+  });
+
+  it("rotate-ca goes in three stages: trust the next CA, re-issue from it, drop the old one", async () => {
+    const dir = privateSecrets("example");
+    const before = files(dir);
+    const leaves = ["server/server-cert.pem", "clients/r0-cert.pem", "clients/r1-cert.pem", "clients/r2-cert.pem", "clients/earth-cert.pem"];
+    const oldCa = cert(dir, "ca/ca-cert.pem");
+
+    const one = await pki(["rotate-ca", spec, "--secrets", dir]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toMatch(/^stage 1 of 3: a new CA/m);
+    expect(one.stdout).toContain(`then run f3s-gen pki rotate-ca ${spec} again`);
+    const nextCa = cert(dir, "ca-next/ca-cert.pem");
+    expect(cert(dir, "ca/ca-cert.pem").fingerprint256).toBe(oldCa.fingerprint256);
+    for (const f of leaves) expect(files(dir).get(f), `${f} unchanged in stage 1`).toBe(before.get(f));
+
+    const two = await pki(["rotate-ca", spec, "--secrets", dir]);
+    expect(two.code, two.stderr).toBe(0);
+    expect(two.stdout).toMatch(/^stage 2 of 3/m);
+    expect(cert(dir, "ca/ca-cert.pem").fingerprint256).toBe(nextCa.fingerprint256);
+    expect(cert(dir, "ca-prev/ca-cert.pem").fingerprint256).toBe(oldCa.fingerprint256);
+    for (const f of leaves) expect(cert(dir, f).verify(nextCa.publicKey), f).toBe(true);
+    const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
+    expect(index.rotation.stage).toBe("reissue");
+    expect(index.rotation.previousClients.map((c: { name: string }) => c.name).sort()).toEqual(["earth", "r0", "r1", "r2"]);
+    // --immediate is refused halfway through a staged rotation.
+    const refused = await pki(["rotate-ca", spec, "--immediate", "--secrets", dir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("a staged CA rotation is in progress (stage 2 of 3)");
+
+    const three = await pki(["rotate-ca", spec, "--secrets", dir, "--json"]);
+    expect(three.code, three.stderr).toBe(0);
+    expect(JSON.parse(three.stdout)).toMatchObject({ ok: true, stage: "finish" });
+    expect(existsSync(join(dir, "ca-prev"))).toBe(false);
+    expect(existsSync(join(dir, "ca-next"))).toBe(false);
+    expect(JSON.parse(readFileSync(join(dir, "index.json"), "utf8")).rotation).toBeUndefined();
     for (const f of [...before.keys()].filter((f) => f.startsWith("zfs/"))) expect(files(dir).get(f)).toBe(before.get(f));
   });
 

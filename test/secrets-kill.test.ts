@@ -1,5 +1,5 @@
 // Every secrets-changing command killed (SIGKILL) at each of its writes in turn: a build that
-// issues and retires, pki renew, pki revoke, pki rotate-ca. The real CLI runs in a child process
+// issues and retires, pki renew, pki revoke, pki rotate-ca (each stage, and --immediate). The real CLI runs in a child process
 // with F3S_FAULT_KILL_AT=N (src/pki/transaction.ts), which kills it right before its Nth write to
 // the secrets directory. After every kill the directory is either exactly as before (nothing was
 // committed) or, once the next command has finished the committed change, exactly the new state;
@@ -36,11 +36,15 @@ function shape(dir: string) {
   };
 }
 
-const scenarios: { name: string; args: (spec: string, secrets: string, out: string) => string[] }[] = [
+/** `stagesBefore`: how many stages of a CA rotation the directory went through before the command. */
+const scenarios: { name: string; args: (spec: string, secrets: string, out: string) => string[]; stagesBefore?: number }[] = [
   { name: "build issuing r3 and retiring r2", args: (_spec, secrets, out) => ["build", specFile(changed), "--secrets", secrets, "--out", out] },
   { name: "pki renew server", args: (spec, secrets) => ["pki", "renew", spec, "server", "--secrets", secrets] },
   { name: "pki revoke r1", args: (spec, secrets) => ["pki", "revoke", spec, "r1", "--secrets", secrets] },
-  { name: "pki rotate-ca", args: (spec, secrets) => ["pki", "rotate-ca", spec, "--secrets", secrets] },
+  { name: "pki rotate-ca --immediate", args: (spec, secrets) => ["pki", "rotate-ca", spec, "--immediate", "--secrets", secrets] },
+  { name: "pki rotate-ca, stage 1 (trust)", args: (spec, secrets) => ["pki", "rotate-ca", spec, "--secrets", secrets] },
+  { name: "pki rotate-ca, stage 2 (reissue)", args: (spec, secrets) => ["pki", "rotate-ca", spec, "--secrets", secrets], stagesBefore: 1 },
+  { name: "pki rotate-ca, stage 3 (finish)", args: (spec, secrets) => ["pki", "rotate-ca", spec, "--secrets", secrets], stagesBefore: 2 },
 ];
 
 function specFile(text: string) {
@@ -50,11 +54,12 @@ function specFile(text: string) {
 }
 
 describe("secrets changes killed at every write", () => {
-  it.each(scenarios)("$name: old state or, once finished, the new one; the next command works", { timeout: 600_000 }, ({ args }) => {
+  it.each(scenarios)("$name: old state or, once finished, the new one; the next command works", { timeout: 600_000 }, ({ args, stagesBefore }) => {
     const base = tempDir();
     const spec = specFile(example);
     const seed = join(base, "secrets");
     expect(cli(["build", spec, "--secrets", seed, "--out", join(base, "out")]).status).toBe(0);
+    for (let i = 0; i < (stagesBefore ?? 0); i++) expect(cli(["pki", "rotate-ca", spec, "--secrets", seed]).status).toBe(0);
     const old = bytes(seed);
 
     // The state a run that is not interrupted reaches.

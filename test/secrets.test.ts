@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync, rmSync, statSync, readdirSync, existsSync, chmodSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkSpecText } from "../src/spec/index.js";
-import { openSecrets, paths } from "../src/pki/secrets.js";
+import { openSecrets } from "../src/pki/secrets.js";
+import { paths } from "../src/pki/store.js";
 import { packageRoot } from "../src/paths.js";
 import { listFiles, privateSecrets, tempDir } from "./support.js";
 

@@ -7,10 +7,11 @@ import { error, type Diagnostic } from "../diag/diagnostic.js";
 import type { Model } from "../spec/model.js";
 import { issueCa, issueLeaf } from "./certs.js";
 import { generateKeys } from "./keys.js";
+import { clientProfile, subjectFor, daysLeft, serverProfile, EXPIRY_WARNING_DAYS } from "./secrets.js";
 import {
-  clientProfile, subjectFor, daysLeft, loadPair, paths, readIndex, retiredRecord, retireInto, recoverIfPending, indexText, serverProfile, targetName, SecretsError, EXPIRY_WARNING_DAYS,
+  loadPair, paths, readIndex, retiredRecord, retireInto, recoverIfPending, indexText, targetName, SecretsError,
   type KeyPair, type RetiredCert, type SecretsIndex,
-} from "./secrets.js";
+} from "./store.js";
 import { SecretsTransaction, pendingJournal } from "./transaction.js";
 
 export interface CertStatus {
@@ -42,7 +43,7 @@ function status(host: string, kind: CertStatus["kind"], file: string, now: Date)
 }
 
 /** Every current certificate in the secrets directory (no spec needed). */
-export function pkiStatus(dir: string, now: Date): { certs: CertStatus[]; retired: RetiredCert[] } {
+export function pkiStatus(dir: string, now: Date): { certs: CertStatus[]; retired: RetiredCert[]; rotation: { stage: 1 | 2; of: 3 } | null } {
   if (!existsSync(join(dir, paths.index))) throw new SecretsError({ ...error("secrets", "", "not an f3s-gen secrets directory (no index.json)", "pass --secrets DIR, or run a build first"), location: { file: dir, line: 1, col: 1 } });
   const journal = pendingJournal(dir);
   if (journal) {
@@ -61,7 +62,10 @@ export function pkiStatus(dir: string, now: Date): { certs: CertStatus[]; retire
     }
   }
   for (const f of clients) certs.push(status(f.slice(0, -"-cert.pem".length), "client", join(dir, "clients", f), now));
-  return { certs, retired: index.retired };
+  if (index.rotation?.stage === "trust") certs.push(status("CA (next)", "ca", join(dir, paths.caNextCert), now));
+  if (index.rotation?.stage === "reissue") certs.push(status("CA (previous)", "ca", join(dir, paths.caPrevCert), now));
+  const rotation = index.rotation ? { stage: index.rotation.stage === "trust" ? (1 as const) : (2 as const), of: 3 as const } : null;
+  return { certs, retired: index.retired, rotation };
 }
 
 export type ReissueTarget = { kind: "server" } | { kind: "client"; name: string };
@@ -70,8 +74,8 @@ export type ReissueTarget = { kind: "server" } | { kind: "client"; name: string 
  * Adds to `txn` a new key and certificate for each target, issued by `ca`, with the current pair
  * (if its files exist) moved aside and recorded in `index` with the reason.
  */
-async function reissueInto(
-  txn: SecretsTransaction, dir: string, model: Model, targets: ReissueTarget[], ca: KeyPair, index: SecretsIndex, reason: "renewed" | "revoked", now: Date,
+export async function reissueInto(
+  txn: SecretsTransaction, dir: string, model: Model, targets: ReissueTarget[], ca: KeyPair, index: SecretsIndex, reason: "renewed" | "revoked", now: Date, retired: RetiredCert[] = [],
 ): Promise<string[]> {
   const keys = await generateKeys(targets.length, model.pki.key);
   const changes: string[] = [];
@@ -86,6 +90,7 @@ async function reissueInto(
     if (record) {
       retireInto(txn, dir, t, record); // moved aside before the new pair takes its place
       index.retired.push(record);
+      retired.push(record);
     }
     txn.put(keyRel, keys[i]!.privatePem);
     txn.put(certRel, cert);
@@ -132,6 +137,7 @@ export async function rotateCa(dir: string, model: Model, now: Date): Promise<{ 
     const changes: string[] = [];
     recoverIfPending(dir, changes);
     const index = readIndex(dir);
+    if (index.rotation) throw new SecretsError({ ...error("pki.rotation", "", `a staged CA rotation is in progress (stage ${index.rotation.stage === "trust" ? 1 : 2} of 3)`, "finish it: f3s-gen pki rotate-ca <spec> (once per stage, deploying in between)"), location: { file: join(dir, paths.index), line: 1, col: 1 } });
     loadPair(dir, paths.caCert, paths.caKey); // the old CA must be intact before it is replaced
     const [key] = await generateKeys(1, model.pki.key);
     const ca = { certPem: await issueCa(key!, subjectFor(model, model.pki.caCommonName), { now, validityDays: model.pki.validityDays }), keyPem: key!.privatePem };

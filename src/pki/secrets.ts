@@ -1,50 +1,34 @@
 // The secrets directory (like a Talos secrets bundle): CA, server and client keys and certificates,
 // ZFS raw keys. Created atomically on the first build and reused forever after. A missing, corrupted
 // or mismatched file is an error that names the file; nothing is ever regenerated silently.
-import { X509Certificate, createHash, createPrivateKey, type KeyObject } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readdirSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { error, warning, type Diagnostic } from "../diag/diagnostic.js";
 import type { Model } from "../spec/model.js";
 import { issueCa, issueLeaf, type Subject } from "./certs.js";
 import { algorithmOf, describeAlgorithm, generateKeys, generateZfsKey, type GeneratedKey } from "./keys.js";
-import { SecretsTransaction, pendingJournal, recoverSecrets } from "./transaction.js";
+import { SecretsTransaction } from "./transaction.js";
+import {
+  SecretsError, VerifiedPairs, checkPermissions, fail, indexText, loadPair, paths, readChecked, readIndex, recoverIfPending, refusePending, removeStaleStaging, retiredRecord, retireInto, writeSecretFile,
+  type CertTarget, type KeyPair, type SecretsIndex,
+} from "./store.js";
 
-/** Which certificate and key: by kind, so that a client's name can never select the server's or the CA's files. */
-export type CertTarget = { kind: "ca" } | { kind: "server" } | { kind: "client"; name: string };
-export const targetName = (t: CertTarget) => (t.kind === "ca" ? "CA" : t.kind === "server" ? "server" : t.name);
-
-export interface KeyPair {
-  certPem: string;
-  keyPem: string;
-}
+export type { KeyPair } from "./store.js";
 
 export interface Secrets {
+  /** The CA that signs now. */
   ca: KeyPair;
   server: KeyPair;
   clients: Map<string, KeyPair>;
   zfsKeys: Map<string, Buffer>;
-}
-
-export interface RetiredCert {
-  /** "CA", "server" or the client's name. */
-  name: string;
-  /** Absent in records made before it was kept; files are retired by kind, so a name never decides. */
-  kind?: CertTarget["kind"];
-  serial: string;
-  sha256: string;
-  reason: "removed" | "revoked" | "renewed";
-  at: string;
-}
-
-/** index.json: what has been issued, so that a missing file is told apart from a new client. */
-export interface SecretsIndex {
-  format: 1;
-  /** The cluster these secrets belong to (absent in directories made before it was recorded). */
-  cluster?: { domain: string; ca: string };
-  clients: string[];
-  zfsKeys: string[];
-  retired: RetiredCert[];
+  /** Every CA certificate hosts trust: the current one, and during a rotation the next or the previous. */
+  trust: string[];
+  /**
+   * During a CA rotation, client certificates the storage nodes accept besides the current ones:
+   * the next (stage "trust"), or the previous (stage "reissue").
+   */
+  alsoAllowed: string[];
 }
 
 export interface OpenOptions {
@@ -79,30 +63,6 @@ export interface OpenResult {
   commit: () => void;
 }
 
-export const paths = {
-  index: "index.json",
-  caKey: "ca/ca-key.pem",
-  caCert: "ca/ca-cert.pem",
-  serverKey: "server/server-key.pem",
-  serverCert: "server/server-cert.pem",
-  clientKey: (name: string) => `clients/${name}-key.pem`,
-  clientCert: (name: string) => `clients/${name}-cert.pem`,
-  zfsKey: (fileName: string) => `zfs/${fileName}`,
-  /** [certificate, key] of a target. */
-  pair: (t: CertTarget): [string, string] =>
-    t.kind === "ca" ? [paths.caCert, paths.caKey] : t.kind === "server" ? [paths.serverCert, paths.serverKey] : [paths.clientCert(t.name), paths.clientKey(t.name)],
-};
-
-class SecretsError extends Error {
-  constructor(readonly diagnostic: Diagnostic) {
-    super(diagnostic.message);
-  }
-}
-
-const fail = (dir: string, file: string, message: string, hint: string): never => {
-  throw new SecretsError({ ...error("secrets", "", message, hint), location: { file: join(dir, file), line: 1, col: 1 } });
-};
-
 export function subjectFor(model: Model, commonName: string): Subject {
   const { country, state, locality, organization } = model.pki;
   return { country, state, locality, organization, commonName };
@@ -117,112 +77,6 @@ export function clientProfile(model: Model, name: string) {
   return { kind: "client" as const, subject: subjectFor(model, fqdn), dnsNames: [fqdn], ipAddresses: [] };
 }
 
-/** Writes a file by rename, so that a reader never sees half of it. Secrets are 0600. */
-export function writeSecretFile(dir: string, rel: string, data: string | Buffer) {
-  const target = join(dir, rel);
-  mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
-  const tmp = `${target}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode: 0o600 });
-  renameSync(tmp, target);
-}
-
-/** No secrets file is near this size; a larger one (or /dev/zero behind a link) is not read at all. */
-export const MAX_SECRET_FILE_BYTES = 1 << 20;
-
-/** A secrets file, checked before it is read: a regular file (not a link, device or FIFO) of sane size. */
-function readChecked(dir: string, rel: string): Buffer {
-  const file = join(dir, rel);
-  if (!existsSync(file)) fail(dir, rel, "missing secrets file", "restore it from your backup of the secrets directory; f3s-gen never regenerates secrets silently");
-  const st = lstatSync(file);
-  if (!st.isFile()) fail(dir, rel, `not a regular file (${st.isSymbolicLink() ? "a symbolic link" : "a device, FIFO or directory"})`, "secrets are plain files inside the secrets directory: restore it from your backup");
-  if (st.size > MAX_SECRET_FILE_BYTES) fail(dir, rel, `${st.size} bytes is far more than any secrets file holds`, "restore it from your backup of the secrets directory");
-  return readFileSync(file);
-}
-
-function read(dir: string, rel: string): string {
-  return readChecked(dir, rel).toString("utf8");
-}
-
-function parseCert(dir: string, rel: string, bytes?: Buffer): X509Certificate {
-  try {
-    return new X509Certificate(bytes ?? read(dir, rel));
-  } catch (e) {
-    if (e instanceof SecretsError) throw e;
-    return fail(dir, rel, "not a readable PEM certificate", "restore it from your backup of the secrets directory");
-  }
-}
-
-function parseKey(dir: string, rel: string): KeyObject {
-  try {
-    return createPrivateKey(read(dir, rel));
-  } catch (e) {
-    if (e instanceof SecretsError) throw e;
-    return fail(dir, rel, "not a readable PEM private key", "restore it from your backup of the secrets directory");
-  }
-}
-
-/**
- * Pairs checked before, by the SHA-256 of the CA certificate's, the certificate's and the key's
- * bytes together: a warm build of 500 clients spent a fifth of its time parsing private keys it had
- * checked on the previous run. Any changed byte gives another digest and the full check. Kept in
- * .verified (0600) by builds; it is a cache: lost or stale, nothing but time is lost.
- */
-export class VerifiedPairs {
-  static readonly FILE = ".verified";
-  private readonly known: Set<string>;
-  private readonly added = new Set<string>();
-
-  constructor(private readonly dir: string) {
-    const file = join(dir, VerifiedPairs.FILE);
-    let text = "";
-    try {
-      const st = lstatSync(file);
-      if (st.isFile() && st.size <= MAX_SECRET_FILE_BYTES) text = readFileSync(file, "utf8");
-    } catch {
-      // no cache yet
-    }
-    this.known = new Set(text.split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l)));
-  }
-
-  static digest(...parts: Buffer[]): string {
-    const h = createHash("sha256");
-    for (const p of parts) h.update(createHash("sha256").update(p).digest());
-    return h.digest("hex");
-  }
-
-  has(digest: string) {
-    return this.known.has(digest);
-  }
-
-  add(digest: string) {
-    if (!this.known.has(digest)) this.added.add(digest);
-  }
-
-  /** Writes the cache when this run checked something new (callers hold the lock). */
-  save() {
-    if (!this.added.size) return;
-    writeSecretFile(this.dir, VerifiedPairs.FILE, [...new Set([...this.known, ...this.added])].sort().join("\n") + "\n");
-  }
-}
-
-/** Loads a key pair and checks that key and certificate belong together and that `ca` signed it. */
-function loadPair(dir: string, certRel: string, keyRel: string, ca?: X509Certificate, verified?: VerifiedPairs): { pair: KeyPair; cert: X509Certificate } {
-  const certBytes = readChecked(dir, certRel);
-  const keyBytes = readChecked(dir, keyRel);
-  const cert = parseCert(dir, certRel, certBytes);
-  const digest = VerifiedPairs.digest(ca?.raw ?? Buffer.alloc(0), certBytes, keyBytes);
-  if (!verified?.has(digest)) {
-    const key = parseKey(dir, keyRel);
-    if (!cert.checkPrivateKey(key)) fail(dir, keyRel, `this key does not belong to ${certRel}`, "restore the matching pair from your backup, or re-issue it with `f3s-gen pki renew`");
-    const signer = ca ?? cert;
-    if (!cert.verify(signer.publicKey) || (ca && cert.issuer !== ca.subject) || (ca && !cert.checkIssued(ca))) {
-      fail(dir, certRel, ca ? "this certificate was not issued by the CA in ca/ca-cert.pem" : "the CA certificate is not self-signed", "restore the secrets directory from your backup; mixing files from two secrets directories does not work");
-    }
-    verified?.add(digest);
-  }
-  return { pair: { certPem: certBytes.toString("utf8"), keyPem: keyBytes.toString("utf8") }, cert };
-}
-
 function sanNames(cert: X509Certificate): { dns: string[]; ip: string[] } {
   const parts = (cert.subjectAltName ?? "").split(/,\s*/).filter(Boolean);
   return {
@@ -233,46 +87,6 @@ function sanNames(cert: X509Certificate): { dns: string[]; ip: string[] } {
 
 const sameList = (a: string[], b: string[]) => a.length === b.length && [...a].sort().every((v, i) => v === [...b].sort()[i]);
 
-function readIndex(dir: string): SecretsIndex {
-  const text = read(dir, paths.index);
-  try {
-    const index = JSON.parse(text) as SecretsIndex;
-    if (index.format !== 1 || !Array.isArray(index.clients) || !Array.isArray(index.zfsKeys) || !Array.isArray(index.retired)) throw new Error();
-    // Names become file names in this directory: nothing that could reach outside it.
-    const safe = (n: unknown) => typeof n === "string" && /^[A-Za-z0-9][A-Za-z0-9._:-]*$/.test(n) && !n.includes("..");
-    if (![...index.clients, ...index.zfsKeys, ...index.retired.map((r) => r?.name)].every(safe)) throw new Error();
-    return index;
-  } catch {
-    return fail(dir, paths.index, "index.json is not a valid f3s-gen secrets index", "restore it from your backup of the secrets directory");
-  }
-}
-
-/**
- * The directory, and every file and directory in it, private to the user running f3s-gen: a
- * readable key inside a 0700 directory is still one `chmod` of the parent away from everyone, and a
- * directory owned by someone else can be changed under us by that user.
- */
-function checkPermissions(dir: string, out: Diagnostic[]) {
-  const uid = process.getuid?.();
-  const problems: { file: string; message: string; hint: string }[] = [];
-  const walk = (p: string, depth: number) => {
-    const st = lstatSync(p);
-    if (st.isSymbolicLink()) return; // refused where it is read, with a better message than its mode
-    const mode = st.mode & 0o777;
-    if (uid !== undefined && st.uid !== uid) problems.push({ file: p, message: `owned by uid ${st.uid}, not by the user running f3s-gen (uid ${uid})`, hint: `run f3s-gen as the directory's owner, or: chown -R ${uid} ${dir}` });
-    else if (mode & 0o077) problems.push({ file: p, message: `${p === dir ? "the secrets directory" : "a secrets file"} is accessible to other users (mode ${mode.toString(8).padStart(4, "0")})`, hint: `run: chmod -R go= ${dir}` });
-    if (st.isDirectory() && depth < 4) for (const n of readdirSync(p)) walk(join(p, n), depth + 1);
-  };
-  walk(dir, 0);
-  // One finding per kind is enough to act on; the count says how far it goes.
-  for (const kind of ["owned by", "accessible"]) {
-    const hits = problems.filter((x) => x.message.includes(kind));
-    if (!hits.length) continue;
-    const more = hits.length > 1 ? ` (and ${hits.length - 1} more)` : "";
-    out.push({ ...error("secrets.permissions", "", hits[0]!.message + more, hits[0]!.hint), location: { file: hits[0]!.file, line: 1, col: 1 } });
-  }
-}
-
 /** Days left before `cert` expires, rounded down. */
 export function daysLeft(cert: X509Certificate, now: Date): number {
   return Math.floor((new Date(cert.validTo).getTime() - now.getTime()) / 86400_000);
@@ -281,14 +95,6 @@ export function daysLeft(cert: X509Certificate, now: Date): number {
 export const EXPIRY_WARNING_DAYS = 30;
 
 const nothingToCommit = () => {};
-
-/** Staging directories of interrupted first builds hold private keys: remove them. */
-function removeStaleStaging(dir: string) {
-  const parent = dirname(dir);
-  if (!existsSync(parent)) return;
-  const prefix = `${dir.slice(parent.length + 1)}.tmp-`;
-  for (const n of readdirSync(parent)) if (n.startsWith(prefix)) rmSync(join(parent, n), { recursive: true, force: true });
-}
 
 export async function openSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
   try {
@@ -341,7 +147,43 @@ async function createSecrets(dir: string, model: Model, opts: OpenOptions): Prom
     }
   };
   const lineage = [new X509Certificate(ca.certPem).fingerprint256];
-  return { secrets: { ca, server, clients, zfsKeys }, diagnostics: [], changes, commit, fresh: [ca.certPem, server.certPem, ...[...clients.values()].map((p) => p.certPem)], lineage };
+  return { secrets: { ca, server, clients, zfsKeys, trust: [ca.certPem], alsoAllowed: [] }, diagnostics: [], changes, commit, fresh: [ca.certPem, server.certPem, ...[...clients.values()].map((p) => p.certPem)], lineage };
+}
+
+/**
+ * What a CA rotation in progress adds: the other CA hosts trust (ca-next/ in stage "trust", ca-prev/
+ * in "reissue"), and the other certificates of the clients still in the spec the storage nodes
+ * accept (their next ones in "trust", their previous ones in "reissue").
+ */
+function loadRotation(dir: string, index: SecretsIndex, model: Model, verified: VerifiedPairs): { trust: string[]; alsoAllowed: string[]; next?: X509Certificate } {
+  const r = index.rotation;
+  if (!r) return { trust: [], alsoAllowed: [] };
+  const clients = model.clients.map((c) => c.name).filter((name) => index.clients.includes(name));
+  if (r.stage === "trust") {
+    const next = loadPair(dir, paths.caNextCert, paths.caNextKey, undefined, verified);
+    if (!next.cert.ca) fail(dir, paths.caNextCert, "the next CA's certificate is not a CA", "restore ca-next/ from your backup");
+    const nextPair = (rel: [string, string]) => loadPair(dir, paths.next(rel[0]), paths.next(rel[1]), next.cert, verified);
+    nextPair(paths.pair({ kind: "server" }));
+    // A client added during this stage has no next certificate: it gets one from the new CA in stage 2.
+    const alsoAllowed = clients.filter((name) => existsSync(join(dir, paths.next(paths.clientCert(name))))).map((name) => nextPair(paths.pair({ kind: "client", name })).pair.certPem);
+    return { trust: [next.pair.certPem], alsoAllowed, next: next.cert };
+  }
+  const prev = readChecked(dir, paths.caPrevCert);
+  let prevCert: X509Certificate;
+  try {
+    prevCert = new X509Certificate(prev);
+  } catch {
+    return fail(dir, paths.caPrevCert, "not a readable PEM certificate", "restore ca-prev/ from your backup");
+  }
+  if (!prevCert.ca || !prevCert.verify(prevCert.publicKey)) fail(dir, paths.caPrevCert, "the previous CA's certificate is not a self-signed CA", "restore ca-prev/ from your backup");
+  const alsoAllowed = (r.previousClients ?? []).filter((c) => clients.includes(c.name)).map((c) => readChecked(dir, paths.retiredClientCert(c.name, c.serial)).toString("utf8"));
+  return { trust: [prev.toString("utf8")], alsoAllowed };
+}
+
+/** Says where a CA rotation stands and what comes next, on every build while it lasts. */
+function rotationNote(r: NonNullable<SecretsIndex["rotation"]>, spec: string): Diagnostic {
+  const stage = r.stage === "trust" ? "1 of 3 (every host trusts the current and the next CA)" : "2 of 3 (every host presents its certificate from the new CA; the old CA and certificates still accepted)";
+  return warning("pki-rotation", "/pki", `a CA rotation is in progress: stage ${stage}`, `deploy this build to every host, then: f3s-gen pki rotate-ca ${spec}`);
 }
 
 const clusterOf = (model: Model) => ({ domain: model.domain, ca: model.pki.caCommonName });
@@ -370,17 +212,6 @@ function pkiDrift(model: Model, ca: X509Certificate, specName: string): Diagnost
   return [warning("pki-drift", "/pki", `the spec's pki settings differ from the existing CA (${drift.join(", ")}); they apply only to a new CA`, `to apply them: f3s-gen pki rotate-ca ${specName} (re-issues every certificate; README: Rolling the CA)`)];
 }
 
-/** Under the lock: a change an interrupted run committed is finished first, one it did not is dropped. */
-export function recoverIfPending(dir: string, changes: string[]) {
-  const done = recoverSecrets(dir);
-  if (done) changes.push(done);
-}
-
-function refusePending(dir: string) {
-  const journal = pendingJournal(dir);
-  if (journal) fail(dir, `${journal.slice(dir.length + 1)}`, "a secrets change was interrupted after it was committed and is not finished yet", "run f3s-gen build (or any pki command): it finishes the change first");
-}
-
 async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
   const diagnostics: Diagnostic[] = [];
   const changes: string[] = [];
@@ -400,6 +231,7 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
 
   const verified = new VerifiedPairs(dir);
   const ca = loadPair(dir, paths.caCert, paths.caKey, undefined, verified);
+  const rotation = loadRotation(dir, index, model, verified);
   if (!ca.cert.ca) fail(dir, paths.caCert, "this certificate is not a CA (basicConstraints CA:FALSE)", "restore ca/ca-cert.pem from your backup");
   if (daysLeft(ca.cert, opts.now) < 0) fail(dir, paths.caCert, `the CA expired on ${ca.cert.validTo}`, "roll the CA: see 'Rolling the CA' in the README");
 
@@ -449,7 +281,8 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   if (mismatched.length > 1) {
     diagnostics.push({ ...error("secrets", "", `${mismatched.length} certificates do not match the spec (${mismatched.join(", ")})`, `re-issue them all at once: f3s-gen pki renew ${spec} --all --secrets ${dir}`), location: { file: join(dir, paths.index), line: 1, col: 1 } });
   }
-  diagnostics.push(...pkiDrift(model, ca.cert, spec));
+  // During a rotation the spec's settings apply to the next CA.
+  diagnostics.push(...pkiDrift(model, rotation.next ?? ca.cert, spec));
   if (diagnostics.some((d) => d.severity === "error")) throw new CollectedErrors(diagnostics);
 
   const zfsKeys = new Map<string, Buffer>();
@@ -514,26 +347,10 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
     index.zfsKeys = [...new Set([...index.zfsKeys, ...newKeys.keys()])].sort();
     txn.commit(indexText(index));
   };
-  const lineage = [ca.cert.fingerprint256, ...index.retired.filter((r) => r.kind === "ca" || r.name === "CA").map((r) => r.sha256)];
-  return { secrets: { ca: ca.pair, server: server.pair, clients, zfsKeys }, diagnostics, changes, commit, fresh: [...issued.values()].map((p) => p.certPem), lineage };
-}
-
-export const indexText = (index: SecretsIndex) => JSON.stringify(index, null, 2) + "\n";
-
-/** The record of a certificate about to be retired (its file must exist). */
-export function retiredRecord(dir: string, target: CertTarget, reason: RetiredCert["reason"], now: Date): RetiredCert {
-  const cert = new X509Certificate(readChecked(dir, paths.pair(target)[0]));
-  return { name: targetName(target), kind: target.kind, serial: cert.serialNumber.toLowerCase(), sha256: cert.fingerprint256, reason, at: now.toISOString() };
-}
-
-/**
- * Adds to `txn` the moves that set a certificate and its key aside (never deleted), into a
- * directory named by kind and serial: retired/client-<name>-<serial>, retired/server-<serial>,
- * retired/ca-<serial>.
- */
-export function retireInto(txn: SecretsTransaction, dir: string, target: CertTarget, record: RetiredCert) {
-  const dest = `retired/${target.kind === "client" ? `client-${target.name}` : target.kind}-${record.serial}`;
-  for (const rel of paths.pair(target)) if (existsSync(join(dir, rel))) txn.move(rel, `${dest}/${rel.split("/").pop()}`);
+  const lineage = [ca.cert.fingerprint256, ...rotation.trust.map((pem) => new X509Certificate(pem).fingerprint256), ...index.retired.filter((r) => r.kind === "ca" || r.name === "CA").map((r) => r.sha256)];
+  if (index.rotation) diagnostics.push(rotationNote(index.rotation, spec));
+  const secrets = { ca: ca.pair, server: server.pair, clients, zfsKeys, trust: [ca.pair.certPem, ...rotation.trust], alsoAllowed: rotation.alsoAllowed };
+  return { secrets, diagnostics, changes, commit, fresh: [...issued.values()].map((p) => p.certPem), lineage };
 }
 
 /** Several secrets diagnostics at once (every mismatch, not just the first). */
@@ -543,6 +360,5 @@ class CollectedErrors extends Error {
   }
 }
 
-export { SecretsError, readIndex, loadPair, readChecked };
 
 

@@ -39,7 +39,8 @@ export interface HostContext {
   storage?: StorageView;
   client?: Client;
   tls: {
-    caCert: string;
+    /** Every CA certificate this host trusts (the current CA; during a rotation also the other). */
+    trustedCas: string;
     serverCert?: string;
     serverKey?: string;
     /** The CA followed by the certificate of every client in the spec: stunnel's verifyPeer allow-list. */
@@ -51,7 +52,7 @@ export interface HostContext {
 
 export function hostContext(model: Model, host: HostRef, secrets: Secrets): HostContext {
   const family = familyOf(host.role);
-  const base = { model, family, stateDir: "/" + stateDirOf(family), activationScript: ACTIVATION_SCRIPT, tls: { caCert: secrets.ca.certPem } };
+  const base = { model, family, stateDir: "/" + stateDirOf(family), activationScript: ACTIVATION_SCRIPT, tls: { trustedCas: secrets.trust.map((pem) => (pem.endsWith("\n") ? pem : pem + "\n")).join("") } };
   if (host.role === "storage") {
     const node = model.storageNodes.find((n) => n.name === host.name)!;
     const peer = model.storageNodes.find((n) => n.name !== host.name)!;
@@ -61,7 +62,8 @@ export function hostContext(model: Model, host: HostRef, secrets: Secrets): Host
     const roots = model.encryption.roots.map((r) => ({ dataset: r.dataset, keyFile: `${model.encryption.keyDirectory}/${node.fqdn}:${r.key}.key` }));
     const pool = (dataset: string) => dataset.split("/")[0]!;
     const own = isPrimary ? model.nfs.dataset : model.replication.sinkRoot;
-    const allowed = [secrets.ca.certPem, ...model.clients.map((c) => secrets.clients.get(c.name)!.certPem)];
+    // During a CA rotation a client may present its current or its next (or previous) certificate.
+    const allowed = [...secrets.trust, ...model.clients.map((c) => secrets.clients.get(c.name)!.certPem), ...secrets.alsoAllowed];
     return {
       ...base,
       host: { ...host, fqdn: node.fqdn },
