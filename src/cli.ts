@@ -14,7 +14,7 @@ import type { ReissueTarget } from "./pki/manage.js";
 const manage = () => import("./pki/manage.js");
 const inspectDiff = () => import("./inspect/diff.js");
 const inspectShow = () => import("./inspect/show.js");
-import { SecretsError } from "./pki/secrets.js";
+import { SecretsError } from "./pki/store.js";
 
 const isLink = (p: string) => {
   try {
@@ -45,8 +45,10 @@ Usage:
                               re-issue leaf certificates (new keys) under the same CA
   f3s-gen pki revoke <spec> NAME [--secrets DIR]
                               refuse a client's current certificate and issue it a new one
-  f3s-gen pki rotate-ca <spec> [--secrets DIR]
-                              new CA, every certificate re-issued under it (ZFS keys kept)
+  f3s-gen pki rotate-ca <spec> [--secrets DIR] [--immediate]
+                              roll to a new CA in three stages, one per run, each deployed
+                              everywhere before the next: no client loses its mount (ZFS keys kept);
+                              --immediate: all at once (a compromised CA), clients fail until deployed
   f3s-gen completion bash|zsh|fish
                               a shell completion script, e.g. f3s-gen completion bash > /etc/bash_completion.d/f3s-gen
   f3s-gen <command> --help    the usage of one command
@@ -109,7 +111,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(["--out", "--secrets", "--cat"]);
-const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V", "--all", "--debug", "--replace-zfs-keys"]);
+const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V", "--all", "--debug", "--replace-zfs-keys", "--immediate"]);
 
 class UsageError extends Error {}
 
@@ -353,11 +355,11 @@ function report(
     if (built && !o.quiet) {
       const { result, outDir, secretsDir } = built;
       const lines = [`built ${result.hosts!.length} host tarballs and keys.tar.gz in ${outDir}`];
-      for (const h of result.hosts!) lines.push(`  ${h.name.padEnd(16)} ${h.role.padEnd(8)} ${String(h.files).padStart(3)} files  ${h.name}.tar.gz  release ${h.release}`);
+      for (const h of result.hosts!) lines.push(`  ${h.name.padEnd(16)} ${h.role.padEnd(8)} ${String(h.files).padStart(3)} files  ${h.tarball}  release ${h.release}${h.changed === "unchanged" ? "" : ` (${h.changed})`}`);
       for (const r of result.retired ?? []) lines.push(`  ${r.name.padEnd(16)} retired    no longer in the spec: retired/${r.name}.tar.gz, then /usr/local/sbin/f3s-decommission`);
       lines.push(`secrets: ${secretsDir}${result.secretChanges.length ? "" : " (reused, unchanged)"}`);
       for (const c of result.secretChanges) lines.push(`  ${c}`);
-      lines.push("deploy: copy <host>.tar.gz to the host, then: tar -xzpf <host>.tar.gz -C / (stages the release, changes nothing live) && /usr/local/sbin/f3s-activate --check, then /usr/local/sbin/f3s-activate");
+      lines.push(`deploy: ansible-playbook -i ${join(outDir, "inventory.yml")} ${join(outDir, "ansible/deploy.yml")} (--check --diff first: the plan)`);
       io.stdout(lines.join("\n") + "\n");
     }
   }
@@ -410,6 +412,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
       const line = (r: string[]) => r.map((cell, i) => (i < 4 ? cell.padEnd(widths[i]!) : cell)).join("  ");
       io.stdout([line(["HOST", "CN", "NOT AFTER", "DAYS LEFT", "SHA-256"]), ...rows.map(line)].join("\n") + "\n");
       if (result.retired.length && !o.quiet) io.stdout(`${result.retired.length} retired certificate(s) in ${secretsDir}/retired (refused by the storage nodes)\n`);
+      if (result.rotation && !o.quiet) io.stdout(`a CA rotation is in progress: stage ${result.rotation.stage} of 3 is built; deploy it everywhere, then run f3s-gen pki rotate-ca <spec>\n`);
     }
     return EXIT.ok;
   }
@@ -422,10 +425,18 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   const model = checked.model;
   if (sub === "rotate-ca") {
     if (names.length || p.flags.has("--all")) throw new UsageError("pki rotate-ca takes only the spec");
-    const r = await withLocks([secretsDir], async () => (await manage()).rotateCa(secretsDir, model, io.now()));
+    if (p.flags.has("--immediate")) {
+      const r = await withLocks([secretsDir], async () => (await manage()).rotateCa(secretsDir, model, io.now()));
+      if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
+      if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
+      else if (!o.quiet) io.stdout(r.changes.join("\n") + "\nnow rebuild and deploy every host: storage nodes first, then each client (its mount fails until its tarball is deployed)\n");
+      return EXIT.ok;
+    }
+    const r = await withLocks([secretsDir], async () => (await import("./pki/rotation.js")).advanceRotation(secretsDir, model, io.now()));
     if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
-    if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
-    else if (!o.quiet) io.stdout(r.changes.join("\n") + "\nnow rebuild and deploy every host: storage nodes first, then each client (its mounts fail until its tarball is deployed)\n");
+    const next = r.step === "finish" ? "build and deploy every host: the rotation is complete" : `build and deploy every host (storage nodes first; no client loses its mount), then run f3s-gen pki rotate-ca ${spec.name} again`;
+    if (o.json) io.stdout(JSON.stringify({ ok: true, stage: r.step, changes: r.changes, next }, null, 2) + "\n");
+    else if (!o.quiet) io.stdout(r.changes.join("\n") + `\nnow ${next}\n`);
     return EXIT.ok;
   }
   let targets: ReissueTarget[];

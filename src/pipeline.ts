@@ -6,9 +6,14 @@ import type { Model } from "./spec/model.js";
 import { openSecrets, type Secrets } from "./pki/secrets.js";
 import { loadTemplates, renderAll, renderHost, type HostFiles } from "./render/engine.js";
 import { renderDecommission, retiredHosts, RETIRED_DIR, type RetiredHost } from "./render/retired.js";
-import { templatesDir } from "./paths.js";
+import { packageRoot, templatesDir } from "./paths.js";
 import { tarGz } from "./pack/tarball.js";
-import { releaseEntries } from "./render/release.js";
+import { releaseEntries, releaseOf } from "./render/release.js";
+import { hostParts, inventoryText, INVENTORY_FILE, PLAYBOOK_DIR, type HostPart } from "./pack/inventory.js";
+import { sha256 } from "./render/engine.js";
+import { readTarGz } from "./pack/read.js";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { checkOutputDir, checkSeparate, Staging } from "./pack/output.js";
 import { changedZfsKeys, checkOutCluster, clusterFileText, CLUSTER_FILE } from "./pack/identity.js";
 import { X509Certificate } from "node:crypto";
@@ -30,9 +35,19 @@ export interface BuildOptions {
 
 export interface HostSummary {
   name: string;
-  role: string;
+  /** Its part in the cluster: primary, standby, member or client. */
+  role: HostPart;
+  /** freebsd, or the client's distribution (rocky, fedora, debian, ubuntu). */
+  os: string;
+  /** Where the rollout reaches it over SSH. */
+  address: string;
   /** The release id the host reports once it activated this tarball (f3s-status). */
   release: string;
+  /** Against the previous out/: a host new to it, one whose release changed, or one whose did not. */
+  changed: "added" | "changed" | "unchanged";
+  tarball: string;
+  /** SHA-256 of the tarball (the rollout checks the copy on the host against it). */
+  sha256: string;
   files: number;
   bytes: number;
 }
@@ -63,8 +78,9 @@ const PACK_WINDOW = 4;
  * Renders and packs every host, one at a time, and hands each tarball (and the key bundle) to `sink`
  * as soon as it is made: memory holds a few hosts' files, never the whole cluster's.
  */
-export async function packHosts(model: Model, secrets: Secrets, sink: (name: string, data: Buffer) => void): Promise<HostSummary[]> {
+export async function packHosts(model: Model, secrets: Secrets, sink: (name: string, data: Buffer) => void, previous: ReadonlyMap<string, string> = new Map()): Promise<HostSummary[]> {
   const templates = loadTemplates(templatesDir);
+  const parts = hostParts(model);
   const summaries: HostSummary[] = new Array(model.hosts.length);
   const all: Promise<void>[] = [];
   const active = new Set<Promise<void>>();
@@ -72,8 +88,12 @@ export async function packHosts(model: Model, secrets: Secrets, sink: (name: str
     const { files } = renderHost(model, host, secrets, templates);
     const { id, entries } = releaseEntries(host.role, files);
     const job = tarGz(entries).then((tgz) => {
-      sink(`${host.name}.tar.gz`, tgz);
-      summaries[i] = { name: host.name, role: host.role, release: id, files: files.length, bytes: tgz.length };
+      const tarball = `${host.name}.tar.gz`;
+      sink(tarball, tgz);
+      const { part, os, address } = parts.get(host.name)!;
+      const before = previous.get(host.name);
+      const changed = before === undefined ? "added" : before === id ? "unchanged" : "changed";
+      summaries[i] = { name: host.name, role: part, os, address, release: id, changed, tarball, sha256: sha256(tgz), files: files.length, bytes: tgz.length };
     });
     const tracked = job.finally(() => active.delete(tracked));
     tracked.catch(() => {}); // observed by Promise.all below; a failure must not go unhandled meanwhile
@@ -109,8 +129,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const staging = new Staging(opts.outDir); // also repairs what an interrupted run left
   try {
     const retired = retiredHosts(opts.outDir, checked.model, [KEYS_NAME]);
-    const hosts = await packHosts(checked.model, opened.secrets, (name, data) => staging.add(name, data));
+    const hosts = await packHosts(checked.model, opened.secrets, (name, data) => staging.add(name, data), releasesIn(opts.outDir));
     staging.add(CLUSTER_FILE, clusterFileText(cluster));
+    // The rollout: the inventory of this build and the playbooks it runs (out/ is all a deploy needs).
+    staging.add(INVENTORY_FILE, inventoryText(checked.model, hosts));
+    for (const [rel, data] of playbookFiles()) staging.add(`${PLAYBOOK_DIR}/${rel}`, data);
     // Templates again only when a host is retired (rare): a plain build does not pay for it.
     const templates = retired.length ? loadTemplates(templatesDir) : undefined;
     for (const r of retired) staging.add(`${RETIRED_DIR}/${r.name}.tar.gz`, await tarGz(renderDecommission(checked.model, r, templates!)));
@@ -152,6 +175,31 @@ export async function plan(opts: Omit<BuildOptions, "outDir" | "beforeSwap">): P
   for (const h of renderHosts(checked.model, opened.secrets)) hosts.set(h.host.name, h.files);
   hosts.set(KEYS_NAME, keyBundleEntries(checked.model, opened.secrets));
   return { checked, diagnostics, hosts, secretChanges: opened.changes, freshCerts: opened.fresh ?? [] };
+}
+
+/** The release each host's tarball in the previous out/ stages (a host without one is new). */
+function releasesIn(outDir: string): Map<string, string> {
+  const found = new Map<string, string>();
+  if (!existsSync(outDir)) return found;
+  for (const n of readdirSync(outDir).filter((f) => f.endsWith(".tar.gz"))) {
+    try {
+      const release = releaseOf(readTarGz(join(outDir, n)));
+      if (release) found.set(n.slice(0, -".tar.gz".length), release.id);
+    } catch {
+      // not a tarball f3s-gen can read: its host counts as new
+    }
+  }
+  return found;
+}
+
+/** The playbooks and their role, as the package ships them (ansible/), by path relative to it. */
+function playbookFiles(): [string, Buffer][] {
+  const root = join(packageRoot, PLAYBOOK_DIR);
+  const walk = (rel: string): [string, Buffer][] =>
+    readdirSync(join(root, rel), { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .flatMap((e) => (e.isDirectory() ? walk(rel ? `${rel}/${e.name}` : e.name) : [[rel ? `${rel}/${e.name}` : e.name, readFileSync(join(root, rel, e.name))] as [string, Buffer]]));
+  return walk("");
 }
 
 function keyBundleEntries(model: Model, secrets: Secrets) {

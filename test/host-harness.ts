@@ -129,7 +129,7 @@ export class Host {
     const out: Record<string, string> = {};
     for (const [dir, prefix] of [[this.root, "/"], [this.sb.state, "stub:"]] as const) {
       for (const rel of listFiles(dir)) {
-        if (prefix === "stub:" && /^(calls|syslog|journal|kill-count|killed-at)$/.test(rel)) continue;
+        if (prefix === "stub:" && /^(calls|calls\.ts|syslog|journal|kill-count|killed-at)$/.test(rel)) continue;
         if (prefix === "/" && RELEASE_HISTORY.test(rel) && !rel.includes(`/releases/${this.current()}/`)) continue;
         const p = join(dir, rel);
         out[prefix + rel] = `${(statSync(p).mode & 0o7777).toString(8)} ${createHash("sha256").update(readFileSync(p)).digest("hex").slice(0, 16)}`;

@@ -80,7 +80,7 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     expect(r2.state(), "nothing of f3s-gen is left").toEqual(pristine);
   });
 
-  it("a mount removed from a client: its unit is stopped, disabled and deleted before anything else", async () => {
+  it("a mount removed from a client: its unit is stopped, disabled and deleted after the new files are in place (the monitor no longer knows it) and before any unit starts", async () => {
     const v1Spec = exampleSpec.replace(
       "  - name: r0\n    mounts:\n",
       "  - name: r0\n    mounts:\n      - export: /data/nfs/media\n        mountpoint: /mnt/media\n",
@@ -88,9 +88,11 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     const { v1, v2 } = await releases(() => exampleSpec, v1Spec);
     const { host, applied } = upgrade("r0", v1, v2);
     const changes = changeLines(applied.stdout, "changed");
-    expect(changes[0]).toBe("stopped and disabled mnt-media.mount");
+    const stopped = changes.indexOf("stopped and disabled mnt-media.mount");
+    expect(stopped).toBeGreaterThan(changes.indexOf("updated /usr/local/bin/check-nfs-mount.sh"));
+    expect(changes.slice(0, stopped).every((c) => /^(installed|updated) /.test(c)), changes.join("\n")).toBe(true);
     expect(changes).toContain("removed /etc/systemd/system/mnt-media.mount (no longer in the spec)");
-    expect(changes).toContain("systemd reloaded the f3s units");
+    expect(changes.indexOf("systemd reloaded the f3s units")).toBeGreaterThan(stopped);
     expect(host.sb.has("enabled/mnt-media.mount")).toBe(false);
     expect(host.sb.has("active/mnt-media.mount")).toBe(false);
   });

@@ -284,15 +284,18 @@ describe.skipIf(!ready)("--rollback", () => {
     expect(host.sb.read("if/re0")).toContain('key "testpass"');
   });
 
-  it("is refused with nothing to roll back to", async () => {
+  it("with nothing to roll back to, says so, exits 4 and changes nothing", async () => {
     const [v1] = await releases(exampleSpec);
     const fresh = new Host("r0");
     fresh.extract(join(v1!, "r0.tar.gz"));
-    expect(fresh.activate(["--rollback"]).stderr).toContain("nothing to roll back: no release has been activated here");
+    const none = fresh.activate(["--rollback"]);
+    expect([none.code, none.stderr]).toEqual([4, "f3s-activate: nothing to roll back to: no release has been activated here\n"]);
     const host = deployed("r0", v1!);
+    const before = host.state();
     const r = host.activate(["--rollback"]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/nothing to roll back to: release [0-9a-f]{16} is the first activated here/);
+    expect(host.state()).toEqual(before);
   });
 
   it("keeps the releases it can roll back to and at most the last three activated", async () => {

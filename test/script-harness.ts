@@ -47,7 +47,7 @@ export class Sandbox {
    * them: PATH becomes one directory of links to everything else.
    */
   hide(names: string[]) {
-    const dir = join(this.dir, "path");
+    const dir = join(this.dir, `path-${names.join("-")}`);
     mkdirSync(dir, { recursive: true });
     for (const from of [stubsDir, "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
       for (const n of readdirSync(from)) {
@@ -56,6 +56,11 @@ export class Sandbox {
       }
     }
     this.hiddenPath = dir;
+  }
+
+  /** Puts every command back on PATH. */
+  unhide() {
+    this.hiddenPath = undefined;
   }
 
   env(): NodeJS.ProcessEnv {

@@ -17,6 +17,8 @@ export interface StorageNode {
   prefix: number;
   replicationAddress: string;
   advskew: number;
+  /** Where the rollout reaches the host over SSH. */
+  sshHost: string;
 }
 
 export interface ReplicationJob {
@@ -106,11 +108,14 @@ export interface Client {
   kubernetesNodeName: string;
   /** Certificate and key in one file, as stunnel's cert= wants them. */
   certFile: string;
+  /** Where the rollout reaches the host over SSH. */
+  sshHost: string;
 }
 
 export interface Member {
   name: string;
   fqdn: string;
+  sshHost: string;
 }
 
 export interface HostRef {
@@ -239,6 +244,7 @@ export function toModel(spec: Spec): Model {
       prefix,
       replicationAddress: n.replicationAddress,
       advskew: n.advskew ?? (n.role === "primary" ? 0 : 100),
+      sshHost: n.sshHost ?? fqdn(n.name),
     };
   };
   const primary = node(spec.storage.nodes.find((n) => n.role === "primary")!);
@@ -269,6 +275,7 @@ export function toModel(spec: Spec): Model {
     redirectNfsPort: c.redirectNfsPort ?? false,
     kubernetesNodeName: c.kubernetesNodeName ?? c.name,
     certFile: `/etc/stunnel/${c.name}-stunnel.pem`,
+    sshHost: c.sshHost ?? fqdn(c.name),
     mounts: c.mounts.map((m) => ({
       export: m.export,
       v4Path: m.export === nfs.root ? "/" : m.export.slice(nfs.root.length),
@@ -277,7 +284,7 @@ export function toModel(spec: Spec): Model {
       options: mountOptions(nfs.tlsPort, m.options ?? ["hard"]),
     })),
   }));
-  const members: Member[] = (spec.members ?? []).map((m) => ({ name: m.name, fqdn: fqdn(m.name) }));
+  const members: Member[] = (spec.members ?? []).map((m) => ({ name: m.name, fqdn: fqdn(m.name), sshHost: m.sshHost ?? fqdn(m.name) }));
 
   const hosts: HostRef[] = [
     ...[primary, standby].map((n) => ({ name: n.name, role: "storage" as const })),

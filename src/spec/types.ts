@@ -17,7 +17,7 @@ export interface Spec {
   storage: {
     interface: string;
     vip: { address: string; hostname: string; aliases?: string[]; vhid: number; password: string; advbase?: number };
-    nodes: { name: string; role: "primary" | "standby"; address: string; replicationAddress: string; advskew?: number }[];
+    nodes: { name: string; role: "primary" | "standby"; address: string; replicationAddress: string; advskew?: number; sshHost?: string }[];
     nfs: { root: string; dataset: string; tlsPort: number; rootAccess?: "squash" | "root" };
     replication: {
       port: number;
@@ -34,7 +34,8 @@ export interface Spec {
     restartStuckPods?: boolean;
     redirectNfsPort?: boolean;
     kubernetesNodeName?: string;
+    sshHost?: string;
   }[];
   monitoring?: { storageTextfileDirectory?: string; clientTextfileDirectory?: string; maxReplicationLag?: string };
-  members?: { name: string }[];
+  members?: { name: string; sshHost?: string }[];
 }

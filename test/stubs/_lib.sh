@@ -14,5 +14,6 @@ maybe_kill() {
     kill -KILL 0
   fi
 }
-record() { maybe_kill "$*"; printf '%s\n' "$*" >> "$S/calls"; }
+# Every call, and with the time it was made (the rollout tests read the order hosts changed in).
+record() { maybe_kill "$*"; printf '%s\n' "$*" >> "$S/calls"; printf '%s %s\n' "${EPOCHREALTIME:-0}" "$*" >> "$S/calls.ts"; }
 key() { printf '%s' "$1" | tr '/' '%'; }

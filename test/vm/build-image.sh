@@ -7,7 +7,7 @@
 #   F3S_VM_CACHE   where images are kept (default ~/.cache/f3s-gen/vm); bump IMAGE_VERSION when the
 #                  package list or the guest's own setup below changes, so old caches are not reused.
 set -euo pipefail
-IMAGE_VERSION=2
+IMAGE_VERSION=3
 cache=${F3S_VM_CACHE:-$HOME/.cache/f3s-gen/vm}
 image=$cache/debian12-v$IMAGE_VERSION
 if [ -f "$image/ready" ]; then
@@ -20,7 +20,38 @@ mkdir -p "$cache"
 work=$(mktemp -d "$cache/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-packages=systemd,systemd-sysv,udev,dbus,kmod,iproute2,procps,util-linux,e2fsprogs,stunnel4,nfs-common,nfs-kernel-server,nftables,linux-image-amd64,initramfs-tools,tar,gzip
+# openssh-server and python3: the rollout test reaches the guest with Ansible over SSH.
+packages=systemd,systemd-sysv,udev,dbus,kmod,iproute2,procps,util-linux,e2fsprogs,stunnel4,nfs-common,nfs-kernel-server,nftables,linux-image-amd64,initramfs-tools,tar,gzip,openssh-server,python3
+
+# The machine's own Debian sources for bookworm (none is named here): "deb URI SUITE COMPONENTS"
+# for every enabled bookworm suite of /etc/apt/sources.list and /etc/apt/sources.list.d/*.sources.
+debian_sources() {
+	sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]\{1,\}\)[[:space:]]\{1,\}\(bookworm[^[:space:]]*\)[[:space:]]\{1,\}\(.*\)$/deb \2 \3 \4/p' /etc/apt/sources.list 2>/dev/null
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk '
+			function flush() {
+				if (types ~ /(^| )deb( |$)/ && enabled != "no")
+					for (i = 1; i <= nu; i++) for (j = 1; j <= ns; j++) if (suite[j] ~ /^bookworm/) print "deb", uri[i], suite[j], comps
+				types = ""; nu = 0; ns = 0; comps = ""; enabled = ""
+			}
+			/^[[:space:]]*$/ { flush(); next }
+			/^#/ { next }
+			/^Types:/ { types = $0; sub(/^Types:[[:space:]]*/, "", types) }
+			/^Enabled:/ { enabled = $2 }
+			/^URIs:/ { for (i = 2; i <= NF; i++) uri[++nu] = $i }
+			/^Suites:/ { for (i = 2; i <= NF; i++) suite[++ns] = $i }
+			/^Components:/ { comps = $0; sub(/^Components:[[:space:]]*/, "", comps) }
+			END { flush() }
+		' "$f"
+	done
+}
+mirrors=()
+while IFS= read -r line; do mirrors+=("$line"); done < <(debian_sources)
+if ((${#mirrors[@]} == 0)); then
+	echo "build-image.sh: no bookworm sources in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources" >&2
+	exit 1
+fi
 # Guest setup before the kernel's package runs initramfs-tools: only the modules a virtio disk
 # with ext4 needs, so the initrd is small and built without probing this machine's hardware.
 # shellcheck disable=SC2016 # the hooks' $1 is mmdebstrap's, expanded when it runs them
@@ -28,7 +59,7 @@ mmdebstrap --variant=apt --include="$packages" \
 	--setup-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"; echo MODULES=list > "$1/etc/initramfs-tools/conf.d/f3s"; printf "virtio_pci\nvirtio_blk\next4\n" > "$1/etc/initramfs-tools/modules"' \
 	--customize-hook='cp "$F3S_VM_DIR/guest/f3s-job.service" "$1/etc/systemd/system/"; chroot "$1" systemctl enable f3s-job.service' \
 	--customize-hook='echo f3s-guest > "$1/etc/hostname"; printf "/dev/vda / ext4 rw,errors=remount-ro 0 1\nLABEL=f3s-job /f3s-job ext4 rw,nofail 0 2\n" > "$1/etc/fstab"; mkdir -p "$1/f3s-job"; chroot "$1" passwd -d root; chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer systemd-timesyncd.service' \
-	bookworm "$work/rootfs" "deb http://deb.debian.org/debian bookworm main" "deb http://deb.debian.org/debian bookworm-updates main" "deb http://deb.debian.org/debian-security bookworm-security main"
+	bookworm "$work/rootfs" "${mirrors[@]}"
 
 cp "$work"/rootfs/boot/vmlinuz-* "$work/vmlinuz"
 cp "$work"/rootfs/boot/initrd.img-* "$work/initrd.img"
