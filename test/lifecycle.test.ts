@@ -187,6 +187,24 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     expect(host.sb.read("if/re0")).toMatch(/carp: \w+ vhid 7 /);
   });
 
+  it("a changed domain restarts a running nfsuserd (it reads its -domain flag only at start)", async () => {
+    // f3s-gen refuses a domain change for the same secrets (it is another cluster's identity, and
+    // every certificate names the domain), so v2 is built apart; the host-side rule holds regardless.
+    const { v1 } = await releases((s) => s);
+    const v2 = keep(await release(exampleSpec.replace("domain: lan.buetow.org", "domain: storage.example.net"), join(tempDir(), "out"), join(tempDir(), "secrets")));
+    const f0 = new Host("f0");
+    f0.deploy(v1);
+    f0.becomeMaster();
+    expect(f0.sb.has("running/nfsuserd")).toBe(true);
+    // The key stick holds the keys under the new names too (keys.tar.gz of v2).
+    for (const k of ["f0.storage.example.net:zdata.key", "f0.storage.example.net:bhyve.key"]) writeFileSync(join(f0.root, "keys", k), Buffer.alloc(32, 7), { mode: 0o400 });
+    f0.extract(join(v2, "f0.tar.gz"));
+    const r = f0.activate();
+    expect(r.code, r.stderr).toBe(0);
+    expect(changeLines(r.stdout, "changed")).toContain("restarted nfsuserd for its new flags (the NFSv4 domain)");
+    expect(f0.activate().stdout).toContain("nothing changed");
+  });
+
   it("a member removed from the spec is decommissioned: its hosts line goes, nothing else was there", async () => {
     const { v1, v2 } = await releases((s) => s.replace(/\nmembers:[\s\S]*$/, "\n"));
     const f2 = new Host("f2");
@@ -210,14 +228,14 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     const { v1, v2 } = await releases((s) => s.replace(/name: f1\b/, "name: f3"));
     const f1 = new Host("f1");
     f1.deploy(v1);
-    for (const s of ["stunnel", "nfsd", "mountd", "nfsuserd"]) f1.sb.set(`running/${s}`);
+    for (const s of ["stunnel", "nfsd", "mountd", "nfsuserd", "rpcbind"]) f1.sb.set(`running/${s}`);
     const datasets = listFiles(join(f1.sb.state, "zfs"));
     const callsBefore = f1.sb.calls().length;
     f1.extract(join(v2, "retired/f1.tar.gz"));
     const done = f1.run("usr/local/sbin/f3s-decommission");
     expect(done.code, done.stderr).toBe(0);
     expect(changeLines(done.stdout, "changed")).toEqual(expect.arrayContaining([
-      "removed the CARP VIP 192.168.1.138 from re0", "stopped stunnel", "stopped nfsd", "stopped zrepl", "restarted devd without the CARP notify block",
+      "removed the CARP VIP 192.168.1.138 from re0", "stopped stunnel", "stopped nfsd", "stopped zrepl", "stopped rpcbind", "restarted devd without the CARP notify block",
     ]));
     expect(f1.sb.read("if/re0")).not.toContain("192.168.1.138");
     expect(listFiles(join(f1.sb.state, "zfs"))).toEqual(datasets);

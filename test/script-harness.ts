@@ -69,7 +69,7 @@ export class Sandbox {
   }
 
   run(shell: "dash" | "bash", script: string, args: string[] = []): Result {
-    const r = spawnSync(shell, [script, ...args], { env: this.env(), encoding: "utf8", timeout: 30_000 });
+    const r = spawnSync(shell, [script, ...args], { env: this.env(), encoding: "utf8", timeout: 180_000 });
     if (r.error) throw r.error;
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
@@ -79,7 +79,7 @@ export class Sandbox {
    * whole run, and nothing else, with `kill -KILL 0`. `signal` says whether it was killed.
    */
   runAlone(shell: "dash" | "bash", script: string, args: string[] = [], env: Record<string, string> = {}): Result & { signal: string | null } {
-    const r = spawnSync("setsid", ["-w", shell, script, ...args], { env: { ...this.env(), ...env }, encoding: "utf8", timeout: 30_000 });
+    const r = spawnSync("setsid", ["-w", shell, script, ...args], { env: { ...this.env(), ...env }, encoding: "utf8", timeout: 180_000 });
     if (r.error) throw r.error;
     return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
   }
@@ -142,4 +142,4 @@ export function plainInterface(iface: string, address: string): string {
   return `${iface}: flags=8049<UP,LOOPBACK,RUNNING,MULTICAST> metric 0 mtu 16384\n\tinet ${address} netmask 0xff000000\n`;
 }
 
-export const mutating = /\b(start|stop|restart|reload|enable|set|mount|load-key|kldload|daemon-reload|delete|umount)\b|state (master|backup)|inet |sysctl --system|sysctl \S+=|nfsidmap -c/;
+export const mutating = /\b(start|stop|restart|reload|enable|set|mount|load-key|kldload|daemon-reload|delete|umount)\b|state (master|backup)|ifconfig \S+ inet |sysctl --system|sysctl \S+=|nfsidmap -c/;

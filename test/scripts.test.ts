@@ -3,7 +3,7 @@
 import { describe, expect, it, beforeAll } from "vitest";
 import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { buildCase, extract, extractRoot, hasTool, type Built } from "./support.js";
+import { buildCase, extract, extractRoot, hasTool, tempDir, type Built } from "./support.js";
 import { Sandbox, carpInterface, plainInterface, mutating, stubsDir } from "./script-harness.js";
 
 const ready = hasTool("dash", ["-c", "true"]) && hasTool("flock", ["--version"]);
@@ -17,6 +17,18 @@ beforeAll(async () => {
   for (const h of ["stor-a", "stor-b", "k8s-a"]) roots.set(h, extract(join(other.outDir, `${h}.tar.gz`)));
 });
 const file = (host: string, rel: string) => join(roots.get(host)!, rel);
+
+/**
+ * carpcontrol.sh against the sandbox, on a node whose NFS dataset is mounted (its marker file is
+ * there) unless `mounted` is false; its `carp` is the node's own, with the hand-over file in the sandbox.
+ */
+function carpcontrol(sb: Sandbox, host: string, mounted = true): string {
+  const root = tempDir("f3s-node-");
+  mkdirSync(join(root, "data/nfs"), { recursive: true });
+  if (mounted) writeFileSync(join(root, "data/nfs/nfs.DO_NOT_REMOVE"), "");
+  const carp = sb.script(file(host, "usr/local/bin/carp"), { HANDOVER_FILE: join(sb.dir, "handover"), SETTLE_SECONDS: "0" });
+  return sb.script(file(host, "usr/local/bin/carpcontrol.sh"), { ROOT: root, CARP: carp, HANDOVER_FILE: join(sb.dir, "handover") });
+}
 
 describe.skipIf(!ready)("carp", () => {
   function setup(state = "MASTER") {
@@ -94,7 +106,7 @@ describe.skipIf(!ready)("carp", () => {
 describe.skipIf(!ready)("carpcontrol.sh", () => {
   it("on MASTER (called as devd calls it) starts the NFS services and restarts stunnel, and logs", () => {
     const sb = new Sandbox();
-    const r = sb.run("dash", sb.script(file("f0", "usr/local/bin/carpcontrol.sh")), ["1@re0", "MASTER"]);
+    const r = sb.run("dash", carpcontrol(sb, "f0"), ["1@re0", "MASTER"]);
     expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
     expect(sb.calls().filter((c) => !c.endsWith(" status"))).toEqual([
       "service rpcbind start", "service nfsuserd start", "service mountd start", "service nfsd start", "service stunnel restart",
@@ -107,22 +119,37 @@ describe.skipIf(!ready)("carpcontrol.sh", () => {
   it("on BACKUP stops stunnel and the NFS services, and logs", () => {
     const sb = new Sandbox();
     for (const s of ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel"]) sb.set(`running/${s}`);
-    expect(sb.run("dash", sb.script(file("f1", "usr/local/bin/carpcontrol.sh")), ["1@re0", "BACKUP"]).code).toBe(0);
+    expect(sb.run("dash", carpcontrol(sb, "f1"), ["1@re0", "BACKUP"]).code).toBe(0);
     expect(sb.calls().filter((c) => !c.endsWith(" status"))).toEqual(["service stunnel stop", "service nfsd stop", "service mountd stop", "service nfsuserd stop"]);
     expect(sb.has("running/rpcbind")).toBe(true);
     expect(sb.read("syslog")).toMatch(/CARP 1@re0 is BACKUP: stopping stunnel and NFS/);
   });
 
+  it("on MASTER without the NFS dataset (no key stick at boot) hands the VIP to the peer instead of serving nothing, once", () => {
+    const sb = new Sandbox();
+    sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, "MASTER"));
+    const script = carpcontrol(sb, "f0", false);
+    expect(sb.run("dash", script, ["1@re0", "MASTER"]).code).toBe(0);
+    expect(sb.calls().filter((c) => c.startsWith("service") && !c.endsWith(" status"))).toEqual([]);
+    expect(sb.calls()).toContain("ifconfig re0 vhid 1 advskew 254 state backup");
+    expect(sb.read("syslog")).toMatch(/daemon\.err carpcontrol: CARP 1@re0 is MASTER but \/data\/nfs\/nfs\.DO_NOT_REMOVE is missing .*handing the VIP to the peer/);
+    // The peer has no data either (or is down): this node is MASTER again and keeps the VIP.
+    const before = sb.calls().length;
+    expect(sb.run("dash", script, ["1@re0", "MASTER"]).code).toBe(0);
+    expect(sb.calls().slice(before).filter((c) => c.startsWith("ifconfig") && c.includes("state"))).toEqual([]);
+    expect(sb.read("syslog")).toMatch(/staying MASTER without NFS/);
+  });
+
   it("reads the state from $2: a state in $1 (the post's bug) does nothing", () => {
     const sb = new Sandbox();
-    sb.run("dash", sb.script(file("f0", "usr/local/bin/carpcontrol.sh")), ["MASTER"]);
+    sb.run("dash", carpcontrol(sb, "f0"), ["MASTER"]);
     expect(sb.calls()).toEqual([]);
   });
 
   it("logs a failed step at daemon.err and goes on", () => {
     const sb = new Sandbox();
     sb.set("fail/service-nfsd-start");
-    sb.run("dash", sb.script(file("f0", "usr/local/bin/carpcontrol.sh")), ["1@re0", "MASTER"]);
+    sb.run("dash", carpcontrol(sb, "f0"), ["1@re0", "MASTER"]);
     expect(sb.read("syslog")).toMatch(/daemon\.err carpcontrol: service nfsd start: failed/);
     expect(sb.calls()).toContain("service stunnel restart");
   });
@@ -142,8 +169,8 @@ describe.skipIf(!ready)("rc.d/f3s_carp_sync (late in boot, with a stand-in rc.su
     sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, state));
     for (const s of ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel"]) sb.set(`running/${s}`);
     const carp = sb.script(file("f0", "usr/local/bin/carp"));
-    const carpcontrol = sb.script(file("f0", "usr/local/bin/carpcontrol.sh"));
-    const script = sb.script(file("f0", "usr/local/etc/rc.d/f3s_carp_sync"), { RC_SUBR: join(stubsDir, "rc.subr"), CARP: carp, CARPCONTROL: carpcontrol });
+    const control = carpcontrol(sb, "f0");
+    const script = sb.script(file("f0", "usr/local/etc/rc.d/f3s_carp_sync"), { RC_SUBR: join(stubsDir, "rc.subr"), CARP: carp, CARPCONTROL: control });
     sb.extraEnv.RC_ROOT = root;
     const r = sb.run("dash", script, ["faststart"]);
     expect(r.code, r.stderr).toBe(0);
@@ -159,6 +186,58 @@ describe.skipIf(!ready)("rc.d/f3s_carp_sync (late in boot, with a stand-in rc.su
   it("on the MASTER keeps them and restarts stunnel so it binds the VIP", () => {
     const sb = boot("MASTER");
     expect(sb.calls().filter((c) => !c.endsWith(" status") && c.startsWith("service"))).toEqual(["service stunnel restart"]);
+  });
+
+  /** The script at shutdown (rc.shutdown runs `faststop`), with this node's CARP in `state`. */
+  function shutdown(state: string) {
+    const sb = new Sandbox();
+    sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, state));
+    for (const s of ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel"]) sb.set(`running/${s}`);
+    const carp = sb.script(file("f0", "usr/local/bin/carp"), { HANDOVER_FILE: join(sb.dir, "handover"), SETTLE_SECONDS: "0" });
+    const script = sb.script(file("f0", "usr/local/etc/rc.d/f3s_carp_sync"), { RC_SUBR: join(stubsDir, "rc.subr"), CARP: carp, CARPCONTROL: "false", HANDOVER_WAIT: "1" });
+    sb.extraEnv.RC_ROOT = roots.get("f0")!;
+    const r = sb.run("dash", script, ["faststop"]);
+    expect(r.code, r.stderr).toBe(0);
+    return sb;
+  }
+
+  it("at shutdown, a MASTER hands the VIP to the peer and waits for it, before anything stops NFS or stunnel", () => {
+    const sb = shutdown("MASTER");
+    expect(sb.calls().filter((c) => c.startsWith("ifconfig re0 vhid"))).toEqual(["ifconfig re0 vhid 1 advskew 254 state backup"]);
+    expect(sb.calls().filter((c) => c.startsWith("service") && !c.endsWith(" status"))).toEqual([]);
+    expect(sb.read("syslog")).toMatch(/handing the VIP to the peer before NFS and stunnel stop[\s\S]*the peer holds the VIP/);
+    // A BACKUP has nothing to hand over.
+    expect(shutdown("BACKUP").calls().filter((c) => c.startsWith("ifconfig re0 vhid"))).toEqual([]);
+    // The wait outlasts this node's master-down interval at advskew 254 (3 x advbase + 254/256 s).
+    expect(readFileSync(file("f0", "usr/local/etc/rc.d/f3s_carp_sync"), "utf8")).toMatch(/^HANDOVER_WAIT=6$/m);
+  });
+
+  it("stops first at shutdown: rc.shutdown runs rcorder -k shutdown in reverse (etc/rc.shutdown, reverse_list)", () => {
+    // The headers of FreeBSD's rc.d/mountd and rc.d/nfsd (libexec/rc/rc.d) and the stunnel port's
+    // script: each has KEYWORD shutdown, so rc.shutdown stops them too.
+    const scripts: Record<string, string> = {
+      mountd: "# PROVIDE: mountd\n# REQUIRE: NETWORKING rpcbind quota mountlate\n# KEYWORD: nojail shutdown\n",
+      nfsd: "# PROVIDE: nfsd\n# REQUIRE: mountd hostname gssd nfsuserd\n# KEYWORD: nojail shutdown\n",
+      stunnel: "# PROVIDE: stunnel\n# REQUIRE: LOGIN\n# KEYWORD: shutdown\n",
+      f3s_carp_sync: readFileSync(file("f0", "usr/local/etc/rc.d/f3s_carp_sync"), "utf8"),
+    };
+    const header = (text: string, key: string) => (new RegExp(`^# ${key}: (.*)$`, "m").exec(text)?.[1] ?? "").split(/\s+/).filter(Boolean);
+    // rcorder(8): a script comes after every script that PROVIDEs what it REQUIREs; -k keeps those
+    // with the keyword. A depth-first order of the ones at hand is one rcorder could print.
+    const withShutdown = Object.keys(scripts).filter((n) => header(scripts[n]!, "KEYWORD").includes("shutdown"));
+    const order: string[] = [];
+    const visit = (n: string) => {
+      if (order.includes(n)) return;
+      for (const req of header(scripts[n]!, "REQUIRE")) {
+        const provider = withShutdown.find((m) => header(scripts[m]!, "PROVIDE").includes(req));
+        if (provider) visit(provider);
+      }
+      order.push(n);
+    };
+    withShutdown.forEach(visit);
+    const stopOrder = [...order].reverse();
+    expect(stopOrder).toContain("f3s_carp_sync");
+    for (const svc of ["stunnel", "nfsd", "mountd"]) expect(stopOrder.indexOf("f3s_carp_sync"), svc).toBeLessThan(stopOrder.indexOf(svc));
   });
 
   it("does nothing while CARP is still INIT (devd acts on the first transition)", () => {

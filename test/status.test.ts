@@ -120,6 +120,22 @@ describe.skipIf(!ready)("f3s-status: storage nodes", () => {
     expect(levels(r.stdout)).toContain(expected);
   });
 
+  it("each dataset's newest snapshot is held to its own interval: the 10-minute dataset may be 1000 s old, not 2000", () => {
+    // zroot/bhyve/fedora snapshots every 10m: its limit is 2 x 600 s + 300 s, not the NFS dataset's 600 s.
+    const fine = storage("f0", "MASTER");
+    fine.sb.set("zfs/zroot%bhyve%fedora/snapshots", snapshots("zroot/bhyve/fedora", 10, 1000));
+    expect(fine.status().code, fine.status().stdout).toBe(0);
+    const late = storage("f0", "MASTER");
+    late.sb.set("zfs/zroot%bhyve%fedora/snapshots", snapshots("zroot/bhyve/fedora", 10, 2000));
+    const r = late.status();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/DEGRADED +snapshots +zroot\/bhyve\/fedora: the newest snapshot is 200\ds old \(more than 1500s\)/);
+    // The NFS dataset keeps the replication lag limit.
+    const nfs = storage("f0", "MASTER");
+    nfs.sb.set("zfs/zdata%enc%nfsdata/snapshots", snapshots("zdata/enc/nfsdata", 10, 700));
+    expect(nfs.status().stdout).toMatch(/DEGRADED +snapshots +zdata\/enc\/nfsdata: the newest snapshot is 70\ds old \(more than 600s\)/);
+  });
+
   it("the standby: degraded when the replica lags or is writable, broken when it is not mounted", () => {
     const lagging = storage("f1", "BACKUP");
     writeFileSync(join(lagging.root, "data/nfs/nfs.LIVE_CHECK"), `${now() - 3600}\n`);

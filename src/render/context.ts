@@ -1,6 +1,6 @@
 // What a template sees for one host: the model, the host itself, role-specific derived values and
 // only the secrets this host's tarball needs (never the CA key).
-import type { Client, HostRef, Model, StorageNode } from "../spec/model.js";
+import { seconds, type Client, type HostRef, type Model, type StorageNode } from "../spec/model.js";
 import { compareStrings } from "../order.js";
 import type { Secrets } from "../pki/secrets.js";
 import { ACTIVATION_SCRIPT } from "./artifacts.js";
@@ -21,11 +21,13 @@ export interface StorageView {
   /** Datasets whose keys must be loaded here (zfskeys_datasets as a list). */
   keyDatasets: string[];
   /** The replicated datasets as this node holds them, with their snapshot limit. */
-  snapshotDatasets: { dataset: string; limit: number }[];
+  snapshotDatasets: { dataset: string; limit: number; maxAge: number }[];
   /** The ZFS pools the node's datasets live in: activation's preflight checks each exists. */
   pools: string[];
   /** Every key activation needs on the key stick, with the dataset it unlocks. */
   preflightKeys: { dataset: string; keyFile: string }[];
+  /** Seconds a MASTER waits at shutdown for the peer to take the VIP (rc.d/f3s_carp_sync). */
+  handoverWait: number;
 }
 
 export interface HostContext {
@@ -77,10 +79,19 @@ export function hostContext(model: Model, host: HostRef, secrets: Secrets): Host
         failback: isPrimary && model.failback.enabled,
         nfsDataset: isPrimary ? model.nfs.dataset : model.replication.receivedNfsDataset,
         keyDatasets,
-        snapshotDatasets: model.replication.jobs.map((j) => ({ dataset: isPrimary ? j.dataset : j.sinkPath, limit: j.snapshotLimit })),
+        // How old a dataset's newest snapshot may get: the NFS dataset's is the replication lag limit
+        // (monitoring.maxReplicationLag); any other's follows its own interval (two missed snapshots
+        // and five minutes), so an hourly dataset is not degraded for most of each hour.
+        snapshotDatasets: model.replication.jobs.map((j) => ({
+          dataset: isPrimary ? j.dataset : j.sinkPath,
+          limit: j.snapshotLimit,
+          maxAge: j.dataset === model.nfs.dataset ? model.monitoring.maxLagSeconds : 2 * seconds(j.interval) + 300,
+        })),
         pools: [...new Set([...rootNames, own].map(pool))].sort(compareStrings),
         // The standby also needs the primary's key for the received NFS dataset.
         preflightKeys: isPrimary ? roots : [...roots, { dataset: model.replication.receivedNfsDataset, keyFile: model.encryption.nfsKeyFile }],
+        // Longer than this node's master-down interval at the hand-over advskew (3 x advbase + 254/256 s).
+        handoverWait: 3 * model.vip.advbase + 3,
       },
       tls: { ...base.tls, serverCert: secrets.server.certPem, serverKey: secrets.server.keyPem, allowedClients: allowed.map(trimPem).join("\n") + "\n" },
     };

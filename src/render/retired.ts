@@ -38,7 +38,20 @@ function familyOfTarball(tarball: string, script: string): Family | undefined {
   }
 }
 
-const tarballs = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".tar.gz")).map((n) => n.slice(0, -".tar.gz".length)) : []);
+/**
+ * A retired host's name comes from a directory listing, and it ends up in a root shell script on
+ * that host (and in the build's summary on a terminal): only a name the spec itself could have given
+ * (the schema's hostName rule) is taken; `old$(touch X).tar.gz` or a name with escape bytes is not a
+ * host of ours and is left alone.
+ */
+export const HOST_NAME = /^[a-z][a-z0-9-]{0,62}$/;
+const tarballs = (dir: string) =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter((n) => n.endsWith(".tar.gz"))
+        .map((n) => n.slice(0, -".tar.gz".length))
+        .filter((n) => HOST_NAME.test(n))
+    : [];
 
 /** Hosts with a tarball (or a decommission tarball) in the previous out/ that the model lacks. */
 export function retiredHosts(outDir: string, model: Model, reserved: readonly string[]): RetiredHost[] {

@@ -212,6 +212,20 @@ function checkEncryption(spec: Spec, out: Diagnostic[]) {
     if (seen.has(r.dataset)) out.push(error("duplicate-root", `/storage/encryption/roots/${i}/dataset`, `encryption root ${showValue(r.dataset)} is listed twice`, "list each encryption root once"));
     else seen.set(r.dataset, i);
   });
+  // Key files are named <fqdn>:<key>.key (what rc.d/zfskeys is pointed at), and msdosfs refuses
+  // ':' in a name (sys/fs/msdosfs/msdosfs_conv.c: unix2dos[':'] is 0, so unix2dosfn() returns 0 and
+  // the create fails with EINVAL): the keys could never be copied onto such a stick. msdosfs also
+  // has no owners or modes: without -m, every local user could read the raw keys.
+  if (spec.storage.encryption.keyFsType === "msdosfs") {
+    out.push(
+      error(
+        "key-fs-msdosfs",
+        "/storage/encryption/keyFsType",
+        `keyFsType ${showValue("msdosfs")} cannot hold the key files: their names (<fqdn>:<key>.key) contain ':', which msdosfs refuses, and it has no file modes to keep the raw keys private`,
+        "format the key stick with UFS (newfs -L F3SKEYS /dev/da0, then keyDevice: /dev/ufs/F3SKEYS) and write keyFsType: ufs, or leave keyFsType out",
+      ),
+    );
+  }
   const under = (ds: string) => roots.some((r) => within(ds, r.dataset));
   spec.storage.replication.datasets.forEach((d, i) => {
     if (!under(d.name)) {
