@@ -8,7 +8,7 @@ import { keep, release } from "./host-harness.js";
 import { NAMES, ansible, changeOrder, exampleSpec, marks, readRelease, ready, standIns } from "./rollout-harness.js";
 
 describe.skipIf(!ready)("the rollout playbooks, when something fails", () => {
-  it("a preflight failure anywhere stops every host before any change; a failing health gate stops the rollout at that host", { timeout: 600_000 }, async () => {
+  it("a preflight failure anywhere stops every host before any change; a failing health gate stops the rollout at that host", { timeout: 1_800_000 }, async () => {
     const secrets = join(tempDir(), "secrets");
     const outDir = join(tempDir(), "out");
     const { hosts, inventory, refresh } = standIns();

@@ -38,7 +38,7 @@ describe.skipIf(!ready)("the rollout playbooks", () => {
     expect(inv._meta.hostvars.r0.ansible_python_interpreter).toBeUndefined();
   });
 
-  it("a first deploy, a CARP password, a revoke and each stage of rotate-ca: storage (standby, then primary) first, members, then clients one at a time", { timeout: 900_000 }, async () => {
+  it("a first deploy, a CARP password, a revoke and each stage of rotate-ca: storage (standby, then primary) first, members, then clients one at a time", { timeout: 2_400_000 }, async () => {
     const secrets = join(tempDir(), "secrets");
     const outDir = join(tempDir(), "out");
     const specPath = join(tempDir(), "spec.yaml");
