@@ -26,7 +26,10 @@ packages=systemd,systemd-sysv,udev,dbus,kmod,iproute2,procps,util-linux,e2fsprog
 # The machine's own Debian sources for bookworm (none is named here): "deb URI SUITE COMPONENTS"
 # for every enabled bookworm suite of /etc/apt/sources.list and /etc/apt/sources.list.d/*.sources.
 debian_sources() {
-	sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]\{1,\}\)[[:space:]]\{1,\}\(bookworm[^[:space:]]*\)[[:space:]]\{1,\}\(.*\)$/deb \2 \3 \4/p' /etc/apt/sources.list 2>/dev/null
+	# (errexit holds in this function's subshell: a missing sources.list must not end it)
+	if [ -f /etc/apt/sources.list ]; then
+		sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]\{1,\}\)[[:space:]]\{1,\}\(bookworm[^[:space:]]*\)[[:space:]]\{1,\}\(.*\)$/deb \2 \3 \4/p' /etc/apt/sources.list
+	fi
 	for f in /etc/apt/sources.list.d/*.sources; do
 		[ -f "$f" ] || continue
 		awk '
