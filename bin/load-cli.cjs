@@ -1,13 +1,16 @@
 // Loads f3s-gen's CLI: the single-file bundle dist/f3s-gen.cjs through V8's code cache when it is
 // there (npm run build makes it), otherwise the ES modules in dist/. The cache holds V8's compiled
 // code for the bundle, made at the end of a run (so that it covers what the run compiled), in the
-// user's own cache directory: ${XDG_CACHE_HOME:-~/.cache}/f3s-gen, 0700. It is used only from a
-// directory and file the user owns that nobody else can write (compiled code from elsewhere would
-// run as the user), and V8 itself rejects a cache made for other source or another V8.
+// user's own cache directory: ${XDG_CACHE_HOME:-~/.cache}/f3s-gen, 0700. Compiled code from
+// elsewhere would run as the user, so the file is opened once (no link followed, no FIFO waited on)
+// and everything is checked on that descriptor: a regular file the user owns that nobody else can
+// write, of sane size, that starts with the SHA-256 of this very bundle and Node version. A check by
+// name before the open would let whoever controls a directory above swap the file in between, and
+// V8's own check is weak: it takes a cache made from any source of the same length.
 // F3S_NO_CODE_CACHE=1 turns it off.
 "use strict";
 const { createHash } = require("node:crypto");
-const { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } = require("node:fs");
+const { closeSync, constants, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, writeSync } = require("node:fs");
 const Module = require("node:module");
 const { homedir } = require("node:os");
 const { dirname, join } = require("node:path");
@@ -15,10 +18,11 @@ const { Script } = require("node:vm");
 
 const bundle = join(__dirname, "../dist/f3s-gen.cjs");
 
-const ownedPrivately = (path, kind) => {
+/** The cache directory: the user's, and nobody else's to write (by name: the file itself is checked on its descriptor). */
+const ownedPrivately = (path) => {
   try {
     const st = lstatSync(path);
-    return (kind === "dir" ? st.isDirectory() : st.isFile()) && st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
+    return st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
   } catch {
     return false;
   }
@@ -32,7 +36,7 @@ function cacheDir() {
   } catch {
     return undefined;
   }
-  return ownedPrivately(dir, "dir") ? dir : undefined;
+  return ownedPrivately(dir) ? dir : undefined;
 }
 
 /** Caches of other builds or Node versions, made more than 30 days ago (one per upgrade would pile up). */
@@ -44,12 +48,49 @@ function pruneStale(dir, keep) {
   }
 }
 
+/** Far above V8's data for the bundle (a few MB); a larger file is not read. */
+const MAX_CACHE_BYTES = 64 << 20;
+const MAGIC = Buffer.from("f3s-gen code cache 1\n");
+
+/**
+ * The V8 data of `file` if it is ours and made for `digest`, else the reason it is not used.
+ * Every check is on the one descriptor that is read.
+ */
+function readCache(file, digest) {
+  let fd;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    return { refused: e.code === "ENOENT" ? undefined : `cannot open (${e.code})` };
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { refused: "not a regular file" };
+    if (st.uid !== process.getuid()) return { refused: `owned by uid ${st.uid}` };
+    if (st.mode & 0o022) return { refused: "writable by others" };
+    if (st.size > MAX_CACHE_BYTES || st.size < MAGIC.length + digest.length) return { refused: `${st.size} bytes` };
+    const data = Buffer.alloc(st.size);
+    let got = 0;
+    while (got < data.length) {
+      const n = readSync(fd, data, got, data.length - got, null);
+      if (n === 0) break;
+      got += n;
+    }
+    const head = data.subarray(0, MAGIC.length + digest.length);
+    if (!head.equals(Buffer.concat([MAGIC, digest]))) return { refused: "made for another build or Node" };
+    return { data: data.subarray(head.length, got) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function loadBundle(source) {
   const dir = cacheDir();
-  const file = dir && join(dir, `code-${createHash("sha256").update(source).update(process.version).digest("hex").slice(0, 16)}.v8`);
-  const cachedData = file && ownedPrivately(file, "file") ? readFileSync(file) : undefined;
+  const digest = createHash("sha256").update(source).update("\0").update(process.version).update("\0").update(process.arch).digest();
+  const file = dir && join(dir, `code-${digest.toString("hex").slice(0, 16)}.v8`);
+  const { data: cachedData, refused } = file ? readCache(file, digest) : {};
   const script = new Script(Module.wrap(source), { filename: bundle, cachedData });
-  if (process.env.F3S_DEBUG_CODE_CACHE) process.stderr.write(`code cache: ${file ?? "off"}, ${cachedData ? (script.cachedDataRejected ? "rejected" : "used") : "none yet"}\n`);
+  if (process.env.F3S_DEBUG_CODE_CACHE) process.stderr.write(`code cache: ${file ?? "off"}, ${cachedData ? (script.cachedDataRejected ? "rejected" : "used") : refused ? `refused (${refused})` : "none yet"}\n`);
   const module = { exports: {} };
   script.runInThisContext()(module.exports, Module.createRequire(bundle), module, bundle, dirname(bundle));
   if (file && (!cachedData || script.cachedDataRejected)) {
@@ -57,7 +98,7 @@ function loadBundle(source) {
       try {
         const tmp = `${file}.${process.pid}`;
         const fd = openSync(tmp, "wx", 0o600);
-        writeSync(fd, script.createCachedData());
+        writeSync(fd, Buffer.concat([MAGIC, digest, script.createCachedData()]));
         fsyncSync(fd);
         closeSync(fd);
         renameSync(tmp, file);

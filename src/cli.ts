@@ -1,6 +1,6 @@
 // Arguments in, exit code out: the only module that prints or exits.
 // Exit codes: 0 success, 1 invalid input (spec or secrets), 2 usage error.
-import { existsSync, lstatSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { diagnosticToJson, formatDiagnostics } from "./diag/format.js";
@@ -8,6 +8,7 @@ import { checkSpecFile } from "./spec/index.js";
 import { build, plan } from "./pipeline.js";
 import { examplesDir, packageRoot, schemaPath } from "./paths.js";
 import { OutputError } from "./pack/output.js";
+import { FileProblem } from "./fs-safe.js";
 import { LockError, withLocks } from "./lock.js";
 import type { ReissueTarget } from "./pki/manage.js";
 // diff, show and pki are loaded by their commands only: a build should not pay for them.
@@ -190,8 +191,9 @@ const ERRNO_TEXT: Record<string, string> = {
 function unexpected(e: unknown, argv: string[], io: Io): number {
   const err = e as NodeJS.ErrnoException & { dest?: string };
   const what = argv.filter((a) => !a.startsWith("-")).slice(0, argv[0] === "pki" ? 2 : 1).join(" ") || "f3s-gen";
-  const known = err?.code ? ERRNO_TEXT[err.code] : undefined;
-  const message = known ? `${known}${err.path ? `: ${err.path}` : ""}${err.dest ? ` -> ${err.dest}` : ""}` : String(err?.message ?? e).split("\n")[0]!;
+  // A file that is not what it should be (its message names it) is the user's to fix, not a bug.
+  const known = err?.code ? ERRNO_TEXT[err.code] : e instanceof FileProblem ? "file" : undefined;
+  const message = e instanceof FileProblem ? e.message : known ? `${known}${err.path ? `: ${err.path}` : ""}${err.dest ? ` -> ${err.dest}` : ""}` : String(err?.message ?? e).split("\n")[0]!;
   if (argv.includes("--json")) jsonFailure(io, { operation: what, code: err?.code ?? "internal", message });
   io.stderr(`f3s-gen: ${what} failed: ${message}\n`);
   if (argv.includes("--debug") || io.env.F3S_DEBUG === "1") io.stderr(`${err?.stack ?? e}\n`);
@@ -373,7 +375,14 @@ function report(
  */
 function secretsDirOf(p: Parsed, io: Io, spec?: { path: string }): string {
   const given = p.flags.get("--secrets") as string | undefined;
-  return given !== undefined ? resolve(io.cwd, given) : resolve(spec ? dirname(spec.path) : io.cwd, "secrets");
+  const dir = given !== undefined ? resolve(io.cwd, given) : resolve(spec ? dirname(spec.path) : io.cwd, "secrets");
+  // By its real path: the same directory named through a link is the same directory (its lock,
+  // its checks), and a link is not followed anew at every step.
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir; // not made yet (the first build makes it)
+  }
 }
 
 /**
@@ -402,7 +411,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
     try {
       result = pkiStatus(secretsDir, io.now());
     } catch (e) {
-      if (e instanceof SecretsError) return report(io, o, [e.diagnostic], undefined, undefined, true);
+      if (e instanceof SecretsError) return report(io, o, e.diagnostics, undefined, undefined, true);
       throw e;
     }
     if (o.json) io.stdout(JSON.stringify(result, null, 2) + "\n");
@@ -501,10 +510,10 @@ async function runDiff(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }):
 
 async function runShow(p: Parsed, io: Io, o: { json: boolean }): Promise<number> {
   if (p.positional.length !== 1) throw new UsageError("show takes one host name");
-  const [{ oldSecretsIn, redact }, { readOutDir, showHost, isPrivateFile }] = await Promise.all([inspectDiff(), inspectShow()]);
+  const [{ oldSecretsIn, redact }, { readOutHost, showHost, isPrivateFile }] = await Promise.all([inspectDiff(), inspectShow()]);
   const host = p.positional[0]!;
   const outDir = outDirOf(p, io);
-  const files = readOutDir(outDir).get(host);
+  const files = readOutHost(outDir, host);
   if (!files) {
     io.stderr(`f3s-gen: no ${host}.tar.gz in ${outDir}; build first, or check the host name\n`);
     return EXIT.invalid;

@@ -19,7 +19,7 @@ const spec = join(fixturesDir, "valid/example/spec.yaml");
 describe("hostile secrets and output files", () => {
   it.each([
     ["index.json", "a link to /dev/zero", (f: string) => symlinkSync("/dev/zero", f), /not a regular file \(a symbolic link\)/],
-    ["ca/ca-cert.pem", "2 MiB", (f: string) => writeFileSync(f, Buffer.alloc(2 << 20, 65)), /bytes is far more than any secrets file holds/],
+    ["ca/ca-cert.pem", "2 MiB", (f: string) => writeFileSync(f, Buffer.alloc(2 << 20, 65), { mode: 0o600 }), /bytes, far more than such a file holds/],
     ["zfs/f0.lan.buetow.org:zdata.key", "a link to /dev/zero", (f: string) => symlinkSync("/dev/zero", f), /not a regular file/],
   ])("%s as %s: an error naming it, at once", async (rel, _what, make, message) => {
     const secrets = privateSecrets("example");

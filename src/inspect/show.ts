@@ -29,6 +29,14 @@ export function readOutDir(outDir: string): Map<string, TarFile[]> {
   return hosts;
 }
 
+/** One host's tarball in out/ (only that file is read: junk beside it does not matter), or undefined. */
+export function readOutHost(outDir: string, host: string): TarFile[] | undefined {
+  const file = join(outDir, `${host}.tar.gz`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(host) || !existsSync(file)) return undefined;
+  const entries = readTarGz(file);
+  return releaseOf(entries)?.files ?? entries;
+}
+
 /** Private key material: the key bundle, files only root may read, anything holding a private key. */
 export function isPrivateFile(host: string, f: { path?: string; mode: number; content: Buffer }): boolean {
   if (host === "keys" || /PRIVATE KEY-----/.test(f.content.toString("latin1"))) return true;

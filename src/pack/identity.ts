@@ -1,7 +1,8 @@
 // out/ knows the cluster it was built for: its domain and the fingerprint of its CA. A build of
 // another cluster's spec into it would otherwise mark every real host retired and replace
 // keys.tar.gz with keys that unlock nothing; both are refused here, before anything is written.
-import { existsSync, lstatSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { readSafely } from "../fs-safe.js";
 import { join } from "node:path";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
 import { readTarGz } from "./read.js";
@@ -22,14 +23,11 @@ export function clusterFileText(cluster: OutCluster): Buffer {
 function readCluster(outDir: string): OutCluster | undefined {
   const file = join(outDir, CLUSTER_FILE);
   if (!existsSync(file)) return undefined; // out/ of an older build, or none yet
-  const st = lstatSync(file);
   let parsed: Partial<OutCluster> | undefined;
-  if (st.isFile() && st.size < 4096) {
-    try {
-      parsed = JSON.parse(readFileSync(file, "utf8")) as Partial<OutCluster>;
-    } catch {
-      parsed = undefined;
-    }
+  try {
+    parsed = JSON.parse(readSafely(file, { maxBytes: 4096 }).toString("utf8")) as Partial<OutCluster>;
+  } catch {
+    parsed = undefined; // not JSON, or not a small regular file (a FIFO, a link): damaged
   }
   if (typeof parsed?.domain !== "string" || typeof parsed.ca !== "string") {
     throw new OutputError(`${file} is damaged: f3s-gen cannot tell which cluster ${outDir} was built for; remove it if ${outDir} is this cluster's, or choose another --out`);

@@ -2,6 +2,7 @@
 // by rename. A failed or interrupted build leaves the previous output exactly as it was.
 import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
+import { writingTo } from "../fs-safe.js";
 
 /** Marks a directory as f3s-gen's output, so that --out never replaces anything else. */
 export const OUT_MARKER = ".f3s-gen-output";
@@ -72,13 +73,21 @@ export class Staging {
     // Explicit mode: under umask 000 the parents would otherwise be created 0777.
     mkdirSync(dirname(outDir), { recursive: true, mode: 0o755 });
     mkdirSync(this.dir, { mode: 0o700 });
-    this.add(OUT_MARKER, Buffer.from("This directory is replaced as a whole by every f3s-gen build.\n"));
+    try {
+      this.add(OUT_MARKER, Buffer.from("This directory is replaced as a whole by every f3s-gen build.\n"));
+    } catch (e) {
+      this.abort(); // a full disk: no staging directory left behind
+      throw e;
+    }
   }
 
   /** Writes one file (mode 0600: tarballs carry private keys). */
   add(name: string, data: Buffer) {
+    // Hosts are packed concurrently: one still running after another failed must not make the
+    // dropped staging directory again.
+    if (this.done) throw new OutputError("the build was stopped by an earlier error");
     mkdirSync(dirname(join(this.dir, name)), { recursive: true, mode: 0o700 });
-    writeFileSync(join(this.dir, name), data, { mode: 0o600 });
+    writingTo(join(this.dir, name), () => writeFileSync(join(this.dir, name), data, { mode: 0o600 }));
   }
 
   /** Drops everything staged; out/ stays as it was. */

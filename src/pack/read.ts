@@ -1,6 +1,6 @@
 // Reads back a tarball f3s-gen wrote (ustar headers, pax path records), for show and diff.
-import { readFileSync, statSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
+import { FileProblem, UnsafeFileError, readSafely } from "../fs-safe.js";
 
 /** Far above any host's tarball (kilobytes), far below what would exhaust the memory. */
 export const MAX_TAR_BYTES = 64 << 20;
@@ -45,8 +45,15 @@ export function readTarGzBuffer(data: Buffer): TarFile[] {
   return out;
 }
 
+/** A file in out/ that is not a tarball f3s-gen wrote (junk, damaged, a FIFO): named, with the fix. */
+export class TarballError extends FileProblem {}
+
 export function readTarGz(file: string): TarFile[] {
-  const size = statSync(file).size;
-  if (size > MAX_TAR_BYTES) throw new Error(`${file} has ${size} bytes: not a tarball f3s-gen wrote`);
-  return readTarGzBuffer(readFileSync(file));
+  try {
+    return readTarGzBuffer(readSafely(file, { maxBytes: MAX_TAR_BYTES }));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw e;
+    const why = e instanceof UnsafeFileError ? e.reason : String((e as Error).message).split("\n")[0];
+    throw new TarballError(file, `${file} is not a tarball f3s-gen wrote (${why}): remove it, or build again to replace out/`);
+  }
 }

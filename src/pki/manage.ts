@@ -1,7 +1,7 @@
 // Day-2 PKI: status of every certificate, renewal of leaf certificates under the same CA, and
 // revocation of a client whose key is compromised while it keeps its place in the spec.
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
 import type { Model } from "../spec/model.js";
@@ -9,10 +9,10 @@ import { issueCa, issueLeaf } from "./certs.js";
 import { generateKeys } from "./keys.js";
 import { clientProfile, subjectFor, daysLeft, serverProfile, EXPIRY_WARNING_DAYS } from "./secrets.js";
 import {
-  loadPair, paths, readIndex, retiredRecord, retireInto, recoverIfPending, indexText, targetName, SecretsError,
+  loadPair, paths, prepareStore, readChecked, readIndex, retiredRecord, retireInto, indexText, targetName, SecretsError,
   type KeyPair, type RetiredCert, type SecretsIndex,
 } from "./store.js";
-import { SecretsTransaction, pendingJournal } from "./transaction.js";
+import { SecretsTransaction } from "./transaction.js";
 
 export interface CertStatus {
   /** "CA", "server" or the client's name. */
@@ -27,8 +27,14 @@ export interface CertStatus {
   expiring: boolean;
 }
 
-function status(host: string, kind: CertStatus["kind"], file: string, now: Date): CertStatus {
-  const cert = new X509Certificate(readFileSync(file));
+function status(host: string, kind: CertStatus["kind"], dir: string, rel: string, now: Date): CertStatus {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(readChecked(dir, rel));
+  } catch (e) {
+    if (e instanceof SecretsError) throw e;
+    throw new SecretsError({ ...error("secrets", "", "not a readable PEM certificate", "restore it from your backup of the secrets directory"), location: { file: join(dir, rel), line: 1, col: 1 } });
+  }
   const left = daysLeft(cert, now);
   return {
     host,
@@ -45,12 +51,9 @@ function status(host: string, kind: CertStatus["kind"], file: string, now: Date)
 /** Every current certificate in the secrets directory (no spec needed). */
 export function pkiStatus(dir: string, now: Date): { certs: CertStatus[]; retired: RetiredCert[]; rotation: { stage: 1 | 2; of: 3 } | null } {
   if (!existsSync(join(dir, paths.index))) throw new SecretsError({ ...error("secrets", "", "not an f3s-gen secrets directory (no index.json)", "pass --secrets DIR, or run a build first"), location: { file: dir, line: 1, col: 1 } });
-  const journal = pendingJournal(dir);
-  if (journal) {
-    throw new SecretsError({ ...error("secrets.pending", "", "a secrets change was interrupted after it was committed and is not finished yet", "run f3s-gen build (or any pki command that changes the secrets): it finishes the change first"), location: { file: journal, line: 1, col: 1 } });
-  }
+  prepareStore(dir, false, []);
   const index = readIndex(dir);
-  const certs = [status("CA", "ca", join(dir, paths.caCert), now), status("server", "server", join(dir, paths.serverCert), now)];
+  const certs = [status("CA", "ca", dir, paths.caCert, now), status("server", "server", dir, paths.serverCert, now)];
   const clients = existsSync(join(dir, "clients")) ? readdirSync(join(dir, "clients")).filter((f) => f.endsWith("-cert.pem")).sort() : [];
   // A client the index says was issued but whose certificate is gone is an error, not a silence.
   for (const name of index.clients) {
@@ -61,9 +64,9 @@ export function pkiStatus(dir: string, now: Date): { certs: CertStatus[]; retire
       });
     }
   }
-  for (const f of clients) certs.push(status(f.slice(0, -"-cert.pem".length), "client", join(dir, "clients", f), now));
-  if (index.rotation?.stage === "trust") certs.push(status("CA (next)", "ca", join(dir, paths.caNextCert), now));
-  if (index.rotation?.stage === "reissue") certs.push(status("CA (previous)", "ca", join(dir, paths.caPrevCert), now));
+  for (const f of clients) certs.push(status(f.slice(0, -"-cert.pem".length), "client", dir, `clients/${f}`, now));
+  if (index.rotation?.stage === "trust") certs.push(status("CA (next)", "ca", dir, paths.caNextCert, now));
+  if (index.rotation?.stage === "reissue") certs.push(status("CA (previous)", "ca", dir, paths.caPrevCert, now));
   const rotation = index.rotation ? { stage: index.rotation.stage === "trust" ? (1 as const) : (2 as const), of: 3 as const } : null;
   return { certs, retired: index.retired, rotation };
 }
@@ -105,9 +108,10 @@ export async function reissueInto(
  * certificate under the same CA, in one transaction. Nothing else changes.
  */
 export async function reissue(dir: string, model: Model, targets: ReissueTarget[], reason: "renewed" | "revoked", now: Date): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
+  let txn: SecretsTransaction | undefined;
   try {
     const changes: string[] = [];
-    recoverIfPending(dir, changes);
+    prepareStore(dir, true, changes);
     const index = readIndex(dir);
     const ca = loadPair(dir, paths.caCert, paths.caKey);
     for (const t of targets) {
@@ -118,13 +122,15 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
         throw new SecretsError(error("pki.not-issued", "", `${t.name} has no certificate yet`, "run a build: it issues one"));
       }
     }
-    const txn = new SecretsTransaction(dir);
+    txn = new SecretsTransaction(dir);
     changes.push(...(await reissueInto(txn, dir, model, targets, ca.pair, index, reason, now)));
     txn.commit(indexText(index));
     return { changes, diagnostics: [] };
   } catch (e) {
-    if (e instanceof SecretsError) return { changes: [], diagnostics: [e.diagnostic] };
+    if (e instanceof SecretsError) return { changes: [], diagnostics: e.diagnostics };
     throw e;
+  } finally {
+    txn?.abort(); // a change refused after it was staged leaves no new key behind
   }
 }
 
@@ -133,15 +139,16 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
  * re-issued under the new CA, all in one transaction. The ZFS keys are untouched.
  */
 export async function rotateCa(dir: string, model: Model, now: Date): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
+  let txn: SecretsTransaction | undefined;
   try {
     const changes: string[] = [];
-    recoverIfPending(dir, changes);
+    prepareStore(dir, true, changes);
     const index = readIndex(dir);
     if (index.rotation) throw new SecretsError({ ...error("pki.rotation", "", `a staged CA rotation is in progress (stage ${index.rotation.stage === "trust" ? 1 : 2} of 3)`, "finish it: f3s-gen pki rotate-ca <spec> (once per stage, deploying in between)"), location: { file: join(dir, paths.index), line: 1, col: 1 } });
     loadPair(dir, paths.caCert, paths.caKey); // the old CA must be intact before it is replaced
     const [key] = await generateKeys(1, model.pki.key);
     const ca = { certPem: await issueCa(key!, subjectFor(model, model.pki.caCommonName), { now, validityDays: model.pki.validityDays }), keyPem: key!.privatePem };
-    const txn = new SecretsTransaction(dir);
+    txn = new SecretsTransaction(dir);
     const old = retiredRecord(dir, { kind: "ca" }, "renewed", now);
     retireInto(txn, dir, { kind: "ca" }, old);
     index.retired.push(old);
@@ -152,7 +159,9 @@ export async function rotateCa(dir: string, model: Model, now: Date): Promise<{ 
     txn.commit(indexText(index));
     return { changes: [...changes, `new CA; the old one (${old.serial}) moved to retired/`, ...reissued], diagnostics: [] };
   } catch (e) {
-    if (e instanceof SecretsError) return { changes: [], diagnostics: [e.diagnostic] };
+    if (e instanceof SecretsError) return { changes: [], diagnostics: e.diagnostics };
     throw e;
+  } finally {
+    txn?.abort(); // a change refused after it was staged leaves no new key behind
   }
 }

@@ -18,7 +18,7 @@ import { issueCa, issueLeaf } from "./certs.js";
 import { generateKeys } from "./keys.js";
 import { reissueInto, type ReissueTarget } from "./manage.js";
 import { clientProfile, serverProfile, subjectFor } from "./secrets.js";
-import { SecretsError, indexText, loadPair, paths, readChecked, readIndex, recoverIfPending, retiredRecord, retireInto, type KeyPair, type RetiredCert } from "./store.js";
+import { SecretsError, indexText, loadPair, paths, prepareStore, readChecked, readIndex, retiredRecord, retireInto, type KeyPair, type RetiredCert } from "./store.js";
 import { SecretsTransaction } from "./transaction.js";
 
 export type RotationStep = "trust" | "reissue" | "finish";
@@ -32,12 +32,13 @@ export interface RotationResult {
 
 /** Advances a staged CA rotation by one stage (starting one when none is in progress). */
 export async function advanceRotation(dir: string, model: Model, now: Date): Promise<RotationResult> {
+  let txn: SecretsTransaction | undefined;
   try {
     const changes: string[] = [];
-    recoverIfPending(dir, changes);
+    prepareStore(dir, true, changes);
     const index = readIndex(dir);
     const current = loadPair(dir, paths.caCert, paths.caKey); // intact before anything moves
-    const txn = new SecretsTransaction(dir);
+    txn = new SecretsTransaction(dir);
 
     if (!index.rotation) {
       const [key] = await generateKeys(1, model.pki.key);
@@ -111,8 +112,10 @@ export async function advanceRotation(dir: string, model: Model, now: Date): Pro
     removeIfEmpty(join(dir, "ca-prev"));
     return { step: "finish", diagnostics: [], changes: [...changes, `stage 3 of 3: only the new CA (${current.cert.serialNumber.toLowerCase()}) and its certificates are trusted; the old CA (${prev.serialNumber.toLowerCase()}) is retired`] };
   } catch (e) {
-    if (e instanceof SecretsError) return { changes: [], diagnostics: [e.diagnostic] };
+    if (e instanceof SecretsError) return { changes: [], diagnostics: e.diagnostics };
     throw e;
+  } finally {
+    txn?.abort(); // a change refused after it was staged leaves no new key behind
   }
 }
 

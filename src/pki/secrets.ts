@@ -10,7 +10,7 @@ import { issueCa, issueLeaf, type Subject } from "./certs.js";
 import { algorithmOf, describeAlgorithm, generateKeys, generateZfsKey, type GeneratedKey } from "./keys.js";
 import { SecretsTransaction } from "./transaction.js";
 import {
-  SecretsError, VerifiedPairs, checkPermissions, fail, indexText, loadPair, paths, readChecked, readIndex, recoverIfPending, refusePending, removeStaleStaging, retiredRecord, retireInto, writeSecretFile,
+  SecretsError, VerifiedPairs, fail, indexText, loadPair, paths, prepareStore, readChecked, readIndex, removeStaleStaging, throwIfErrors, retiredRecord, retireInto, writeSecretFile,
   type CertTarget, type KeyPair, type SecretsIndex,
 } from "./store.js";
 
@@ -101,8 +101,7 @@ export async function openSecrets(dir: string, model: Model, opts: OpenOptions):
     if (!existsSync(dir)) return await createSecrets(dir, model, opts);
     return await reuseSecrets(dir, model, opts);
   } catch (e) {
-    if (e instanceof SecretsError) return { diagnostics: [e.diagnostic], changes: [], commit: nothingToCommit };
-    if (e instanceof CollectedErrors) return { diagnostics: e.diagnostics, changes: [], commit: nothingToCommit };
+    if (e instanceof SecretsError) return { diagnostics: e.diagnostics, changes: [], commit: nothingToCommit };
     throw e;
   }
 }
@@ -216,9 +215,7 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   const diagnostics: Diagnostic[] = [];
   const changes: string[] = [];
   const spec = opts.specName ?? "<spec>";
-  if (opts.recover) recoverIfPending(dir, changes);
-  else refusePending(dir);
-  checkPermissions(dir, diagnostics);
+  prepareStore(dir, opts.recover === true, changes);
   const index = readIndex(dir);
   if (index.cluster && index.cluster.domain !== model.domain) {
     fail(
@@ -283,7 +280,7 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   }
   // During a rotation the spec's settings apply to the next CA.
   diagnostics.push(...pkiDrift(model, rotation.next ?? ca.cert, spec));
-  if (diagnostics.some((d) => d.severity === "error")) throw new CollectedErrors(diagnostics);
+  throwIfErrors(diagnostics);
 
   const zfsKeys = new Map<string, Buffer>();
   const newKeys = new Map<string, Buffer>();
@@ -335,30 +332,24 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
     verified.save();
     if (!issued.size && !newKeys.size && !removed.length && index.cluster) return;
     const txn = new SecretsTransaction(dir);
-    for (const { target, record } of retiring) retireInto(txn, dir, target, record);
-    for (const [name, pair] of issued) {
-      txn.put(paths.clientKey(name), pair.keyPem);
-      txn.put(paths.clientCert(name), pair.certPem);
+    try {
+      for (const { target, record } of retiring) retireInto(txn, dir, target, record);
+      for (const [name, pair] of issued) {
+        txn.put(paths.clientKey(name), pair.keyPem);
+        txn.put(paths.clientCert(name), pair.certPem);
+      }
+      for (const [name, key] of newKeys) txn.put(paths.zfsKey(name), key);
+      index.cluster ??= clusterOf(model);
+      index.retired.push(...retiring.map((r) => r.record));
+      index.clients = [...new Set([...index.clients.filter((n) => !removed.includes(n)), ...issued.keys()])].sort();
+      index.zfsKeys = [...new Set([...index.zfsKeys, ...newKeys.keys()])].sort();
+      txn.commit(indexText(index));
+    } finally {
+      txn.abort(); // a write that failed (ENOSPC) leaves no staged key behind; after the commit point, nothing
     }
-    for (const [name, key] of newKeys) txn.put(paths.zfsKey(name), key);
-    index.cluster ??= clusterOf(model);
-    index.retired.push(...retiring.map((r) => r.record));
-    index.clients = [...new Set([...index.clients.filter((n) => !removed.includes(n)), ...issued.keys()])].sort();
-    index.zfsKeys = [...new Set([...index.zfsKeys, ...newKeys.keys()])].sort();
-    txn.commit(indexText(index));
   };
   const lineage = [ca.cert.fingerprint256, ...rotation.trust.map((pem) => new X509Certificate(pem).fingerprint256), ...index.retired.filter((r) => r.kind === "ca" || r.name === "CA").map((r) => r.sha256)];
   if (index.rotation) diagnostics.push(rotationNote(index.rotation, spec));
   const secrets = { ca: ca.pair, server: server.pair, clients, zfsKeys, trust: [ca.pair.certPem, ...rotation.trust], alsoAllowed: rotation.alsoAllowed };
   return { secrets, diagnostics, changes, commit, fresh: [...issued.values()].map((p) => p.certPem), lineage };
 }
-
-/** Several secrets diagnostics at once (every mismatch, not just the first). */
-class CollectedErrors extends Error {
-  constructor(readonly diagnostics: Diagnostic[]) {
-    super("secrets do not match the spec");
-  }
-}
-
-
-

@@ -3,10 +3,11 @@
 // of what was issued and retired, the permission check, and the moves that retire a certificate.
 // What is issued when, and from which CA, is the policy's (secrets.ts, manage.ts, rotation.ts).
 import { X509Certificate, createHash, createPrivateKey, type KeyObject } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, renameSync, rmSync, writeFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
-import { SecretsTransaction, pendingJournal, recoverSecrets } from "./transaction.js";
+import { UnsafeFileError, readSafely, writingTo } from "../fs-safe.js";
+import { SecretsJournalError, SecretsTransaction, ownedPrivately, pendingJournal, recoverSecrets } from "./transaction.js";
 
 /** Which certificate and key: by kind, so that a client's name can never select the server's or the CA's files. */
 export type CertTarget = { kind: "ca" } | { kind: "server" } | { kind: "client"; name: string };
@@ -74,9 +75,21 @@ export const paths = {
 };
 
 export class SecretsError extends Error {
-  constructor(readonly diagnostic: Diagnostic) {
+  /** This one and any found with it (every mismatch at once, not only the first). */
+  readonly diagnostics: Diagnostic[];
+  constructor(
+    readonly diagnostic: Diagnostic,
+    more: Diagnostic[] = [],
+  ) {
     super(diagnostic.message);
+    this.diagnostics = [diagnostic, ...more];
   }
+}
+
+/** Throws every error of `found` at once (warnings ride along), if there is one. */
+export function throwIfErrors(found: Diagnostic[]) {
+  if (!found.some((d) => d.severity === "error")) return;
+  throw new SecretsError(found[0]!, found.slice(1));
 }
 
 export const fail = (dir: string, file: string, message: string, hint: string): never => {
@@ -88,8 +101,13 @@ export function writeSecretFile(dir: string, rel: string, data: string | Buffer)
   const target = join(dir, rel);
   mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
   const tmp = `${target}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode: 0o600 });
-  renameSync(tmp, target);
+  try {
+    writingTo(target, () => writeFileSync(tmp, data, { mode: 0o600 }));
+    renameSync(tmp, target);
+  } catch (e) {
+    rmSync(tmp, { force: true }); // no half-written copy of a secret left behind (ENOSPC)
+    throw e;
+  }
 }
 
 /** No secrets file is near this size; a larger one (or /dev/zero behind a link) is not read at all. */
@@ -97,12 +115,17 @@ export const MAX_SECRET_FILE_BYTES = 1 << 20;
 
 /** A secrets file, checked before it is read: a regular file (not a link, device or FIFO) of sane size. */
 export function readChecked(dir: string, rel: string): Buffer {
-  const file = join(dir, rel);
-  if (!existsSync(file)) fail(dir, rel, "missing secrets file", "restore it from your backup of the secrets directory; f3s-gen never regenerates secrets silently");
-  const st = lstatSync(file);
-  if (!st.isFile()) fail(dir, rel, `not a regular file (${st.isSymbolicLink() ? "a symbolic link" : "a device, FIFO or directory"})`, "secrets are plain files inside the secrets directory: restore it from your backup");
-  if (st.size > MAX_SECRET_FILE_BYTES) fail(dir, rel, `${st.size} bytes is far more than any secrets file holds`, "restore it from your backup of the secrets directory");
-  return readFileSync(file);
+  try {
+    // Checked on the descriptor that is read: a file swapped in after a check by name is not read.
+    return readSafely(join(dir, rel), { maxBytes: MAX_SECRET_FILE_BYTES, check: ownedPrivately });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") fail(dir, rel, "missing secrets file", "restore it from your backup of the secrets directory; f3s-gen never regenerates secrets silently");
+    if (e instanceof UnsafeFileError) {
+      const hint = e.reason.startsWith("owned by") || e.reason.startsWith("accessible") ? `only the user running f3s-gen may own and read the secrets: chown/chmod it (chmod 600 ${join(dir, rel)})` : "secrets are plain files inside the secrets directory: restore it from your backup";
+      fail(dir, rel, e.reason.startsWith("a ") || e.reason.startsWith("not ") ? `not a regular file (${e.reason})` : e.reason, hint);
+    }
+    throw e;
+  }
 }
 
 export function read(dir: string, rel: string): string {
@@ -142,10 +165,9 @@ export class VerifiedPairs {
     const file = join(dir, VerifiedPairs.FILE);
     let text = "";
     try {
-      const st = lstatSync(file);
-      if (st.isFile() && st.size <= MAX_SECRET_FILE_BYTES) text = readFileSync(file, "utf8");
+      text = readSafely(file, { maxBytes: MAX_SECRET_FILE_BYTES, check: ownedPrivately }).toString("utf8");
     } catch {
-      // no cache yet
+      // no cache yet, or not one to trust: a cache lost is only time
     }
     this.known = new Set(text.split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l)));
   }
@@ -167,7 +189,12 @@ export class VerifiedPairs {
   /** Writes the cache when this run checked something new (callers hold the lock). */
   save() {
     if (!this.added.size) return;
-    writeSecretFile(this.dir, VerifiedPairs.FILE, [...new Set([...this.known, ...this.added])].sort().join("\n") + "\n");
+    try {
+      writeSecretFile(this.dir, VerifiedPairs.FILE, [...new Set([...this.known, ...this.added])].sort().join("\n") + "\n");
+    } catch (e) {
+      // A read-only secrets directory builds as before: the cache is only time saved next run.
+      if (!["EROFS", "EACCES", "EPERM", "ENOSPC", "EDQUOT"].includes((e as NodeJS.ErrnoException).code ?? "")) throw e;
+    }
   }
 }
 
@@ -234,6 +261,47 @@ export function checkPermissions(dir: string, out: Diagnostic[]) {
   }
 }
 
+/**
+ * Every directory above the secrets: whoever can write one of them can rename the secrets
+ * directory away and put another in its place between two of our steps (OpenSSH's StrictModes
+ * asks the same of ~/.ssh). Owned by root or the user, and not writable by others unless sticky
+ * (/tmp: others cannot rename what is ours in it).
+ */
+export function checkAncestors(dir: string, out: Diagnostic[]) {
+  const uid = process.getuid?.();
+  if (uid === undefined) return;
+  for (let p = dirname(dir); ; p = dirname(p)) {
+    const st = lstatSync(p);
+    const sticky = (st.mode & 0o1000) !== 0;
+    if (st.uid !== 0 && st.uid !== uid) {
+      out.push({ ...error("secrets.permissions", "", `a directory above the secrets is owned by uid ${st.uid}, who could replace the secrets directory`, `keep the secrets under directories owned by root or by you (uid ${uid})`), location: { file: p, line: 1, col: 1 } });
+      return;
+    }
+    if (st.mode & 0o022 && !sticky) {
+      out.push({ ...error("secrets.permissions", "", `a directory above the secrets can be written by other users (mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")}): they could replace the secrets directory`, `run: chmod go-w ${p}`), location: { file: p, line: 1, col: 1 } });
+      return;
+    }
+    if (dirname(p) === p) return;
+  }
+}
+
+/**
+ * What every command that reads or writes the secrets checks first, before it reads a file or
+ * applies a journal: the directory is one, its owner and modes and those of everything in it
+ * are private, the directories above cannot be swapped by others. Then a change an interrupted
+ * run committed is finished (`write`: callers holding the lock) or refused (read-only commands).
+ */
+export function prepareStore(dir: string, write: boolean, changes: string[]) {
+  const st = lstatSync(dir);
+  if (!st.isDirectory()) fail(dir, "", "the secrets directory is not a directory", "pass --secrets DIR with the directory itself");
+  const found: Diagnostic[] = [];
+  checkAncestors(dir, found);
+  checkPermissions(dir, found);
+  throwIfErrors(found);
+  if (write) recoverIfPending(dir, changes);
+  else refusePending(dir);
+}
+
 /** Staging directories of interrupted first builds hold private keys: remove them. */
 export function removeStaleStaging(dir: string) {
   const parent = dirname(dir);
@@ -244,8 +312,13 @@ export function removeStaleStaging(dir: string) {
 
 /** Under the lock: a change an interrupted run committed is finished first, one it did not is dropped. */
 export function recoverIfPending(dir: string, changes: string[]) {
-  const done = recoverSecrets(dir);
-  if (done) changes.push(done);
+  try {
+    const done = recoverSecrets(dir);
+    if (done) changes.push(done);
+  } catch (e) {
+    if (e instanceof SecretsJournalError) throw new SecretsError(e.diagnostic);
+    throw e;
+  }
 }
 
 export function refusePending(dir: string) {
@@ -257,7 +330,7 @@ export const indexText = (index: SecretsIndex) => JSON.stringify(index, null, 2)
 
 /** The record of a certificate about to be retired (its file must exist). */
 export function retiredRecord(dir: string, target: CertTarget, reason: RetiredCert["reason"], now: Date): RetiredCert {
-  const cert = new X509Certificate(readChecked(dir, paths.pair(target)[0]));
+  const cert = parseCert(dir, paths.pair(target)[0]);
   return { name: targetName(target), kind: target.kind, serial: cert.serialNumber.toLowerCase(), sha256: cert.fingerprint256, reason, at: now.toISOString() };
 }
 

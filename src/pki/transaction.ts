@@ -5,8 +5,13 @@
 // changed nothing (the next command drops `.txn/`); a run killed after it is finished by the next
 // command that writes the directory (recoverSecrets, under the same lock). Every step can run
 // twice: a put whose staged file is gone, or a move whose destination exists, was applied already.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+// A journal is read like any secrets file (no link, capped, ours) and every step is confined: names
+// of the directory's own layout, resolved inside it, through no symbolic link. A planted or damaged
+// journal is refused before any step runs.
+import { existsSync, lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve, sep } from "node:path";
+import { error, type Diagnostic } from "../diag/diagnostic.js";
+import { UnsafeFileError, readSafely, writingTo } from "../fs-safe.js";
 
 export const TXN_DIR = ".txn";
 const JOURNAL = "journal.json";
@@ -34,7 +39,7 @@ function beforeWrite() {
 function writeFile(path: string, data: string | Buffer) {
   beforeWrite();
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, data, { mode: 0o600 });
+  writingTo(path, () => writeFileSync(path, data, { mode: 0o600 }));
 }
 
 function rename(from: string, to: string) {
@@ -43,9 +48,58 @@ function rename(from: string, to: string) {
   renameSync(from, to);
 }
 
+/** The top-level entries of a secrets directory a step may touch (store.ts, paths). */
+const LAYOUT = new Set(["ca", "server", "clients", "zfs", "ca-next", "ca-prev", "next", "retired"]);
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
+
+/** A path a journal step may name: inside the directory's layout, no `..`, no absolute path. */
+export function confinedStep(rel: unknown): rel is string {
+  if (typeof rel !== "string" || rel.length > 512 || rel.includes("..")) return false;
+  const parts = rel.split("/");
+  return parts.length >= 2 && LAYOUT.has(parts[0]!) && parts.every((p) => SEGMENT.test(p));
+}
+
+/** Every directory between `dir` and `rel` is a real directory (or not there yet), not a link out. */
+function throughDirectories(dir: string, rel: string): boolean {
+  const target = resolve(dir, rel);
+  if (!target.startsWith(dir + sep)) return false;
+  let p = dir;
+  for (const part of rel.split("/").slice(0, -1)) {
+    p = join(p, part);
+    try {
+      if (!lstatSync(p).isDirectory()) return false;
+    } catch {
+      return true; // not made yet: rename's mkdir makes a real one
+    }
+  }
+  return true;
+}
+
+class DamagedJournal extends Error {}
+
+function parseJournal(text: string): Journal {
+  let j: Partial<Journal>;
+  try {
+    j = JSON.parse(text) as Partial<Journal>;
+  } catch {
+    throw new DamagedJournal("it is not JSON");
+  }
+  if (j?.format !== 1 || !Array.isArray(j.steps) || typeof j.index !== "string") throw new DamagedJournal("it is not an f3s-gen journal (format, steps, index)");
+  for (const s of j.steps as Partial<Record<string, unknown>>[]) {
+    const ok =
+      (s?.op === "put" && typeof s.staged === "string" && /^\d{1,6}$/.test(s.staged) && confinedStep(s.target)) ||
+      (s?.op === "move" && confinedStep(s.from) && confinedStep(s.to));
+    if (!ok) throw new DamagedJournal(`a step names a path outside the secrets directory's layout: ${JSON.stringify(s).slice(0, 200)}`);
+  }
+  return j as Journal;
+}
+
 function apply(dir: string, journal: Journal) {
   const txn = join(dir, TXN_DIR);
   for (const step of journal.steps) {
+    for (const rel of step.op === "put" ? [step.target] : [step.from, step.to]) {
+      if (!throughDirectories(dir, rel)) throw new DamagedJournal(`${rel} leads through a link or out of the secrets directory`);
+    }
     if (step.op === "put" && existsSync(join(txn, step.staged))) rename(join(txn, step.staged), join(dir, step.target));
     // Done once its destination exists: a later put may already have reused the source's name
     // (the new key where the old one was), and that file must not be moved aside too.
@@ -75,17 +129,51 @@ export function recoverSecrets(dir: string): string | undefined {
     rmSync(txn, { recursive: true, force: true });
     return "dropped the files of a change that was interrupted before it was committed";
   }
-  apply(dir, JSON.parse(readFileSync(file, "utf8")) as Journal);
+  const damaged = (why: string): never => {
+    throw new SecretsJournalError({
+      ...error("secrets.journal", "", `the journal of an interrupted secrets change cannot be used: ${why}; nothing was applied from it`, `compare the secrets directory with your backup; to abandon the change, remove ${txn} (files it already moved stay where they are)`),
+      location: { file, line: 1, col: 1 },
+    });
+  };
+  try {
+    if (!lstatSync(txn).isDirectory()) throw new DamagedJournal(`${TXN_DIR} is not a directory`);
+    const journal = parseJournal(readSafely(file, { maxBytes: 16 << 20, check: ownedPrivately }).toString("utf8"));
+    // Every step is checked before the first one runs.
+    for (const step of journal.steps) for (const rel of step.op === "put" ? [step.target] : [step.from, step.to]) if (!throughDirectories(dir, rel)) throw new DamagedJournal(`${rel} leads through a link or out of the secrets directory`);
+    apply(dir, journal);
+  } catch (e) {
+    if (e instanceof DamagedJournal) return damaged(e.message);
+    if (e instanceof UnsafeFileError) return damaged(e.reason);
+    throw e;
+  }
   return "finished a change that was interrupted after it was committed";
+}
+
+/** Owned by the user running f3s-gen and private to it: the same rule as every secrets file. */
+export function ownedPrivately(st: { uid: number; mode: number }): string | undefined {
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) return `owned by uid ${st.uid}, not by the user running f3s-gen (uid ${uid})`;
+  if (st.mode & 0o077) return `accessible to other users (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")})`;
+  return undefined;
+}
+
+/** A journal that cannot be applied: the diagnostic for the user (store.ts turns it into a SecretsError). */
+export class SecretsJournalError extends Error {
+  constructor(readonly diagnostic: Diagnostic) {
+    super(diagnostic.message);
+  }
 }
 
 export class SecretsTransaction {
   private readonly steps: Step[] = [];
   private readonly txn: string;
+  private committed = false;
 
   constructor(private readonly dir: string) {
     this.txn = join(dir, TXN_DIR);
     rmSync(this.txn, { recursive: true, force: true }); // recoverSecrets ran before: nothing of value here
+    // Not recursive: on a read-only file system Node's recursive mkdir reports ENOENT, not EROFS.
+    mkdirSync(this.txn, { mode: 0o700 });
   }
 
   /** A new file at `target` (relative to the secrets directory), staged until commit. */
@@ -100,11 +188,24 @@ export class SecretsTransaction {
     this.steps.push({ op: "move", from, to });
   }
 
+  /** Drops what was staged, unless committed: a command refused after staging leaves no key behind. */
+  abort() {
+    if (!this.committed) rmSync(this.txn, { recursive: true, force: true });
+  }
+
   /** Commits the staged files and moves with `index` (its text) in one step, then applies them. */
   commit(index: string) {
     const journal: Journal = { format: 1, steps: this.steps, index };
     writeFile(join(this.txn, `${JOURNAL}.tmp`), JSON.stringify(journal));
     rename(join(this.txn, `${JOURNAL}.tmp`), join(this.txn, JOURNAL)); // the commit point
-    apply(this.dir, journal);
+    this.committed = true;
+    // A step apply refuses (a directory replaced by a link since) is left for the next command,
+    // which reports it with the journal's file and what to do.
+    try {
+      apply(this.dir, journal);
+    } catch (e) {
+      if (!(e instanceof DamagedJournal)) throw e;
+      recoverSecrets(this.dir);
+    }
   }
 }

@@ -3,10 +3,10 @@
 // reads the host's own record of it) and touches no data. Whether the host ran FreeBSD or Linux
 // is read from the tarball an earlier build wrote, so a retired host stays retired in every later
 // build until it is back in the spec.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Model } from "../spec/model.js";
-import { readTarGzBuffer } from "../pack/read.js";
+import { readTarGz } from "../pack/read.js";
 import { ACTIVATE_PATH, SCRIPT } from "./artifacts.js";
 import { renderOne, type RenderedFile, type TemplateSet } from "./engine.js";
 import { compareStrings } from "../order.js";
@@ -27,7 +27,7 @@ export const DECOMMISSION_PATH = "usr/local/sbin/f3s-decommission";
  */
 function familyOfTarball(tarball: string, script: string): Family | undefined {
   try {
-    const entries = readTarGzBuffer(readFileSync(tarball));
+    const entries = readTarGz(tarball);
     const release = releaseOf(entries);
     if (release) return release.family;
     const entry = entries.find((f) => f.path === script);

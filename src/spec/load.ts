@@ -1,6 +1,7 @@
 // Reads the spec and parses it as YAML, keeping the document so that every later diagnostic can be
 // traced back to a line and column.
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
+import { UnsafeFileError, readSafely } from "../fs-safe.js";
 import { LineCounter, isScalar, parseDocument, visit, type Document } from "yaml";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
 import type { SourceMap } from "../diag/locate.js";
@@ -91,8 +92,17 @@ export const SECRET_PATHS = [["storage", "vip", "password"]];
 
 /** Reads `path`; messages name the file as `display` (what the user typed). */
 export function loadSpecFile(path: string, display = path): LoadedSpec {
-  const size = statSync(path).size;
-  if (size > MAX_SPEC_BYTES) {
+  // The spec may be a link (followed), but a FIFO or a device is not waited on or read without end.
+  let text: string | undefined;
+  let size = 0;
+  try {
+    text = readSafely(path, { maxBytes: MAX_SPEC_BYTES, followLinks: true }).toString("utf8");
+  } catch (e) {
+    if (!(e instanceof UnsafeFileError)) throw e;
+    if (!/bytes/.test(e.reason)) return unreadable(display, `the spec is ${e.reason}, not a file`, "name the spec file itself");
+    size = statSync(path).size;
+  }
+  if (text === undefined) {
     const lineCounter = new LineCounter();
     return {
       source: "",
@@ -105,7 +115,18 @@ export function loadSpecFile(path: string, display = path): LoadedSpec {
       ],
     };
   }
-  return loadSpecText(display, readFileSync(path, "utf8"));
+  return loadSpecText(display, text);
+}
+
+function unreadable(display: string, message: string, hint: string): LoadedSpec {
+  return {
+    source: "",
+    display: "",
+    secrets: { values: [], ranges: [] },
+    sourceMap: { file: display, document: undefined, lineCounter: new LineCounter() },
+    data: undefined,
+    diagnostics: [{ ...error("unreadable", "", message, hint), location: { file: display, line: 1, col: 1 } }],
+  };
 }
 
 function firstLine(message: string): string {

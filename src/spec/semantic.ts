@@ -211,7 +211,24 @@ function checkEncryption(spec: Spec, out: Diagnostic[]) {
   roots.forEach((r, i) => {
     if (seen.has(r.dataset)) out.push(error("duplicate-root", `/storage/encryption/roots/${i}/dataset`, `encryption root ${showValue(r.dataset)} is listed twice`, "list each encryption root once"));
     else seen.set(r.dataset, i);
+    // The key name becomes a file name in the secrets directory (zfs/<fqdn>:<key>.key), where no
+    // name may hold ".." (the index and the transaction journal refuse it, to stay inside the directory).
+    if (r.key.includes("..")) out.push(error("key-name-dots", `/storage/encryption/roots/${i}/key`, `key name ${showValue(r.key)} contains "..", which no file name in the secrets directory may hold`, `use single dots, e.g. ${showValue(r.key.replace(/\.{2,}/g, "."))}`));
   });
+  // The key directory holds the raw keys of every encryption root: under the NFS root it would be
+  // exported to every client (and replicated to the standby's export).
+  const keyDir = spec.storage.encryption.keyDirectory.replace(/\/+$/, "");
+  const nfsRoot = spec.storage.nfs.root.replace(/\/+$/, "");
+  if (within(keyDir, nfsRoot) || within(nfsRoot, keyDir)) {
+    out.push(
+      error(
+        "keys-exported",
+        "/storage/encryption/keyDirectory",
+        `keyDirectory ${showValue(spec.storage.encryption.keyDirectory)} ${within(keyDir, nfsRoot) ? "is inside" : "contains"} the NFS root ${showValue(spec.storage.nfs.root)}: the raw ZFS keys would be exported to every NFS client`,
+        "mount the key stick outside the NFS root, e.g. keyDirectory: /keys",
+      ),
+    );
+  }
   // Key files are named <fqdn>:<key>.key (what rc.d/zfskeys is pointed at), and msdosfs refuses
   // ':' in a name (sys/fs/msdosfs/msdosfs_conv.c: unix2dos[':'] is 0, so unix2dosfn() returns 0 and
   // the create fails with EINVAL): the keys could never be copied onto such a stick. msdosfs also
