@@ -179,3 +179,42 @@ describe("diagnostics", () => {
     }
   });
 });
+
+describe("shared settings: YAML merge keys and x- keys", () => {
+  // Three identical workers written once: an x- key holds the anchor, each client merges it.
+  const shared = (() => {
+    const start = example.indexOf("clients:");
+    const end = example.indexOf("\nmembers:");
+    const clients = [
+      "x-worker: &worker",
+      "  mounts:",
+      "    - export: /data/nfs/k3svolumes",
+      "      mountpoint: /data/nfs/k3svolumes",
+      "  restartStuckPods: true",
+      "",
+      "clients:",
+      ...["r0", "r1", "r2"].flatMap((n) => [`  - name: ${n}`, "    <<: *worker", `    x-note: worker ${n}`]),
+      "  - name: earth",
+      "    redirectNfsPort: true",
+      "    mounts:",
+      "      - export: /data/nfs",
+      "        mountpoint: /data/nfs",
+      "",
+    ].join("\n");
+    return example.slice(0, start) + clients + example.slice(end);
+  })();
+
+  it("give the same model as the settings written out", () => {
+    const a = checkSpecText("spec.yaml", example);
+    const b = checkSpecText("spec.yaml", shared);
+    expect(b.diagnostics.filter((d) => d.severity === "error")).toEqual([]);
+    expect(JSON.stringify(b.model)).toBe(JSON.stringify(a.model));
+  });
+
+  it("a key set beside the merge overrides the shared one; a mistake in the shared part is still found", () => {
+    const overridden = checkSpecText("spec.yaml", shared.replace("  - name: r2\n    <<: *worker\n", "  - name: r2\n    <<: *worker\n    restartStuckPods: false\n"));
+    expect(overridden.model!.clients.find((c) => c.name === "r2")!.restartStuckPods).toBe(false);
+    const typo = errorsOf(shared.replace("  restartStuckPods: true\n\nclients:", "  restartStuckPod: true\n\nclients:"));
+    expect(typo.map((d) => d.message).join("\n")).toMatch(/restartStuckPod/);
+  });
+});

@@ -29,7 +29,8 @@ export function loadSpecText(file: string, source: string): LoadedSpec {
     const secrets = findSecrets(source);
     return { source, display: maskSource(source, secrets), secrets, sourceMap: { file, document: undefined, lineCounter }, data: undefined, diagnostics };
   }
-  const document: Document = parseDocument(source, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  // merge: YAML's `<<: *anchor` merge key, so that identical workers can share their settings.
+  const document: Document = parseDocument(source, { lineCounter, uniqueKeys: true, prettyErrors: false, merge: true });
   // After the first syntax error the parser's view of the structure is a guess; what follows is
   // mostly the same mistake seen again. Duplicate keys are independent findings: all are reported.
   const firstSyntax = document.errors.find((e) => e.code !== "DUPLICATE_KEY");
@@ -78,13 +79,23 @@ export function loadSpecText(file: string, source: string): LoadedSpec {
   let data: unknown;
   if (diagnostics.length === 0) {
     try {
-      data = document.toJS({ maxAliasCount: 50 });
+      data = withoutExtensions(document.toJS({ maxAliasCount: 50 }));
     } catch (e) {
       diagnostics.push(error("yaml.syntax", "", "the YAML cannot be read: " + firstLine((e as Error).message), "remove anchors and aliases; write each value out"));
     }
   }
   const secrets = findSecrets(source, document);
   return { source, display: maskSource(source, secrets), secrets, sourceMap: { file, document, lineCounter }, data, diagnostics };
+}
+
+/**
+ * Keys that start with `x-` are the user's (as in Compose files): anchors for shared settings,
+ * notes. They are dropped before the schema sees the spec, at any depth; nothing else is.
+ */
+export function withoutExtensions(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutExtensions);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(Object.entries(value as Record<string, unknown>).filter(([k]) => !k.startsWith("x-")).map(([k, v]) => [k, withoutExtensions(v)]));
 }
 
 /** Paths of values that are secrets: messages say "(hidden: it is a secret)" instead of the value. */
