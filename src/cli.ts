@@ -1,7 +1,7 @@
 // Arguments in, exit code out: the only module that prints or exits.
 // Exit codes: 0 success, 1 invalid input (spec or secrets), 2 usage error.
-import { existsSync, lstatSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { appendFileSync, existsSync, lstatSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { diagnosticToJson, formatDiagnostics } from "./diag/format.js";
 import { checkSpecFile } from "./spec/index.js";
@@ -234,7 +234,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     switch (p.command) {
       case "validate": {
         const spec = specArg(p, "validate", io);
-        const checked = checkSpecFile(spec.path, spec.name);
+        const checked = checkSpecFile(spec.path, spec.name, io.env);
         const bad = failed(checked.diagnostics, strict);
         if (json) io.stdout(JSON.stringify({ valid: !bad, diagnostics: checked.diagnostics.map(diagnosticToJson) }, null, 2) + "\n");
         else {
@@ -258,10 +258,28 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
           io.stderr(`f3s-gen: cannot write ${target}: the directory ${dirname(target)} does not exist\n`);
           return EXIT.invalid;
         }
-        const { initialSpec } = await import("./init.js");
+        const { initialSpec, passwordFileFor, randomCarpPassword, gitignoreAddition } = await import("./init.js");
+        const passwordName = passwordFileFor(basename(target));
+        const passwordPath = join(dirname(target), passwordName);
+        if (existsSync(passwordPath) || isLink(passwordPath)) {
+          io.stderr(`f3s-gen: ${passwordPath} exists; not overwriting it (choose another spec name)\n`);
+          return EXIT.invalid;
+        }
         // "wx": O_CREAT|O_EXCL, so a link planted between the check and the write is refused too.
-        writeFileSync(target, initialSpec(readFileSync(join(examplesDir, "f3s.example.yaml"), "utf8"), schemaPath), { mode: 0o600, flag: "wx" });
-        if (!quiet) io.stdout(`wrote ${target} (mode 0600: it holds a generated CARP password): put your cluster's names and addresses in, then run f3s-gen build ${p.positional[0] ?? "f3s.yaml"}\n`);
+        writeFileSync(passwordPath, randomCarpPassword() + "\n", { mode: 0o600, flag: "wx" });
+        try {
+          writeFileSync(target, initialSpec(readFileSync(join(examplesDir, "f3s.example.yaml"), "utf8"), schemaPath, passwordName), { mode: 0o644, flag: "wx" });
+        } catch (e) {
+          rmSync(passwordPath, { force: true });
+          throw e;
+        }
+        // Keep the secrets, the tarballs (they carry keys) and the password out of git.
+        const gitignore = join(dirname(target), ".gitignore");
+        if (!isLink(gitignore)) {
+          const addition = gitignoreAddition(existsSync(gitignore) ? readFileSync(gitignore, "utf8") : "");
+          if (addition) appendFileSync(gitignore, addition, { mode: 0o644 });
+        }
+        if (!quiet) io.stdout(`wrote ${target} and ${passwordPath} (0600: the generated CARP password; .gitignore lists it with secrets/ and out/): put your cluster's names and addresses in, then run f3s-gen build ${p.positional[0] ?? "f3s.yaml"}\n`);
         return EXIT.ok;
       }
       case "pki":
@@ -304,7 +322,7 @@ async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; s
   const progress = io.isTTY && !o.json && !o.quiet ? (done: number, total: number) => io.stderr(done === total ? "\r\x1b[K" : `\rgenerating keys: ${done}/${total}`) : undefined;
   // --strict must fail before anything is written, so warnings are checked on the spec first.
   if (o.strict) {
-    const checked = checkSpecFile(spec.path, spec.name);
+    const checked = checkSpecFile(spec.path, spec.name, io.env);
     if (checked.diagnostics.length > 0) {
       const code = report(io, o, checked.diagnostics, checked.loaded.display, undefined, true);
       if (!o.json) strictNote(io, checked.diagnostics, true);
@@ -314,7 +332,7 @@ async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; s
   let result;
   try {
     result = await withLocks([outDir, secretsDir], () =>
-      build({ specPath: spec.path, specName: spec.name, outDir, secretsDir, now: io.now(), onProgress: progress, replaceZfsKeys: p.flags.has("--replace-zfs-keys") }),
+      build({ specPath: spec.path, specName: spec.name, outDir, secretsDir, now: io.now(), onProgress: progress, replaceZfsKeys: p.flags.has("--replace-zfs-keys"), env: io.env }),
     );
   } catch (e) {
     if (e instanceof OutputError || e instanceof LockError) {
@@ -429,7 +447,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   const [specName, ...names] = rest;
   if (!specName) throw new UsageError(`pki ${sub} needs the spec`);
   const spec = specFile(specName, io);
-  const checked = checkSpecFile(spec.path, spec.name);
+  const checked = checkSpecFile(spec.path, spec.name, io.env);
   if (!checked.model) return report(io, o, checked.diagnostics, checked.loaded.display, undefined, true);
   const model = checked.model;
   if (sub === "rotate-ca") {
@@ -478,7 +496,7 @@ function outDirOf(p: Parsed, io: Io, spec?: { path: string }): string {
 async function runDiff(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): Promise<number> {
   const spec = specArg(p, "diff", io);
   const outDir = outDirOf(p, io, spec);
-  const planned = await plan({ specPath: spec.path, specName: spec.name, secretsDir: secretsDirOf(p, io, spec), now: io.now() });
+  const planned = await plan({ specPath: spec.path, specName: spec.name, secretsDir: secretsDirOf(p, io, spec), now: io.now(), env: io.env });
   if (!planned.hosts) return report(io, o, planned.diagnostics, planned.checked.loaded.display, undefined, true);
   const [{ diffHosts }, { readOutDir }] = await Promise.all([inspectDiff(), inspectShow()]);
   const hosts = diffHosts(readOutDir(outDir), planned.hosts, [planned.checked.model!.vip.password], planned.freshCerts);

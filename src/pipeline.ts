@@ -31,6 +31,8 @@ export interface BuildOptions {
   beforeSwap?: () => void;
   /** Write keys.tar.gz even when a key differs from the one out/ holds (the user asked for it). */
   replaceZfsKeys?: boolean;
+  /** Where a passwordEnv is looked up (the CLI's environment; process.env when absent). */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface HostSummary {
@@ -107,7 +109,7 @@ export async function packHosts(model: Model, secrets: Secrets, sink: (name: str
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
-  const checked = checkSpecFile(opts.specPath, opts.specName);
+  const checked = checkSpecFile(opts.specPath, opts.specName, opts.env);
   const diagnostics = [...checked.diagnostics];
   if (!checked.model) return { checked, diagnostics, secretChanges: [] };
   checkSeparate(opts.outDir, opts.secretsDir);
@@ -165,7 +167,7 @@ export interface Plan {
  * memory here (so their certificates show as changed, but nothing is recorded).
  */
 export async function plan(opts: Omit<BuildOptions, "outDir" | "beforeSwap">): Promise<Plan> {
-  const checked = checkSpecFile(opts.specPath, opts.specName);
+  const checked = checkSpecFile(opts.specPath, opts.specName, opts.env);
   const diagnostics = [...checked.diagnostics];
   if (!checked.model) return { checked, diagnostics, secretChanges: [] };
   const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress, specName: opts.specName ?? opts.specPath });

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { runMain, EXIT, type Io } from "../src/cli.js";
 import { packageRoot } from "../src/paths.js";
-import { privateSecrets, tempDir } from "./support.js";
+import { hasTool, privateSecrets, tempDir } from "./support.js";
 
 const exampleSpec = join(packageRoot, "examples/f3s.example.yaml");
 
@@ -76,25 +76,39 @@ describe("f3s-gen", () => {
     expect(Object.keys(JSON.parse(r.stdout).diagnostics[0])).toEqual(["severity", "code", "file", "line", "column", "pointer", "message", "hint"]);
   });
 
-  it("init writes a spec for users (schema line, own password, no team notes) that builds clean, and never overwrites", async () => {
+  it("init writes a spec for users (schema line, no secret in it), its password file and a .gitignore; it builds clean and never overwrites", async () => {
     const cwd = tempDir();
+    writeFileSync(join(cwd, ".gitignore"), "node_modules/\nout/\n");
     expect((await run(["init", "mine.yaml"], cwd)).code).toBe(EXIT.ok);
     const text = readFileSync(join(cwd, "mine.yaml"), "utf8");
     expect(text.split("\n")[0]).toBe(`# yaml-language-server: $schema=${join(packageRoot, "schema/f3s.schema.json")}`);
     expect(text).not.toMatch(/For the team|CONTRACT|testpass|lan\.buetow\.org/);
     expect(text).toMatch(/^domain: home\.arpa/m);
-    expect(statSync(join(cwd, "mine.yaml")).mode & 0o777).toBe(0o600);
+    // The spec holds no secret: the password is in mine.carp-password, 0600, which git ignores.
+    expect(text).toMatch(/^ +passwordFile: mine\.carp-password /m);
+    expect(text).not.toMatch(/^ +password:/m);
+    expect(statSync(join(cwd, "mine.carp-password")).mode & 0o777).toBe(0o600);
+    const password = (name: string) => readFileSync(join(cwd, name), "utf8").trim();
+    expect(password("mine.carp-password")).toMatch(/^[A-Za-z0-9]{16}$/);
+    expect(readFileSync(join(cwd, ".gitignore"), "utf8")).toBe("node_modules/\nout/\n# f3s-gen: private keys, built tarballs (they hold keys), the CARP password\nsecrets/\n*.carp-password\n");
     // The example's body, key for key: only the header, domain, password, rootAccess and key type differ.
-    const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("#") && !/^domain:|password:|rootAccess:|keyBits:|keyType:/.test(l)).join("\n");
+    const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("#") && !/^domain:|password:|passwordFile:|rootAccess:|keyBits:|keyType:/.test(l)).join("\n");
     expect(strip(text)).toBe(strip(readFileSync(exampleSpec, "utf8")));
-    // Two inits never share a password.
+    // Two inits never share a password; the .gitignore is not extended twice.
     await run(["init", "yours.yaml"], cwd);
-    const password = (t: string) => /password: (\S+)/.exec(t)![1];
-    expect(password(readFileSync(join(cwd, "yours.yaml"), "utf8"))).not.toBe(password(text));
+    expect(password("yours.carp-password")).not.toBe(password("mine.carp-password"));
+    expect(readFileSync(join(cwd, ".gitignore"), "utf8").match(/secrets\//g)).toHaveLength(1);
     const built = await run(["build", "mine.yaml", "--json"], cwd);
     expect(built.code, built.stderr).toBe(EXIT.ok);
     expect(JSON.parse(built.stdout).diagnostics).toEqual([]);
     expect((await run(["init", "mine.yaml"], cwd)).code).toBe(EXIT.invalid);
+    // git itself agrees: nothing secret would be committed.
+    if (hasTool("git")) {
+      spawnSync("git", ["init", "-q"], { cwd });
+      const status = spawnSync("git", ["status", "--porcelain", "--untracked-files=all"], { cwd, encoding: "utf8" }).stdout;
+      expect(status).toMatch(/mine\.yaml/);
+      expect(status).not.toMatch(/carp-password|secrets\/|out\//);
+    }
   });
 
   it("refuses secrets inside out/ (which every build replaces), before writing anything", async () => {

@@ -3,9 +3,10 @@
 import { spawnSync } from "node:child_process";
 import { hasTool } from "./support.js";
 import { describe, expect, it } from "vitest";
-import { readFileSync, existsSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkSpecText } from "../src/spec/index.js";
+import { checkSpecFile, checkSpecText } from "../src/spec/index.js";
 import { loadSchema } from "../src/spec/schema-check.js";
 import { systemdEscapePath } from "../src/spec/systemd-escape.js";
 import { packageRoot } from "../src/paths.js";
@@ -216,5 +217,54 @@ describe("shared settings: YAML merge keys and x- keys", () => {
     expect(overridden.model!.clients.find((c) => c.name === "r2")!.restartStuckPods).toBe(false);
     const typo = errorsOf(shared.replace("  restartStuckPods: true\n\nclients:", "  restartStuckPod: true\n\nclients:"));
     expect(typo.map((d) => d.message).join("\n")).toMatch(/restartStuckPod/);
+  });
+});
+
+describe("the CARP password from a file or the environment (a spec without a secret)", () => {
+  const inline = /^( +)password: (\S+).*$/m;
+  const password = inline.exec(example)![2]!;
+  const specWith = (line: string) => {
+    const dir = mkdtempSync(join(tmpdir(), "f3s-spec-"));
+    const file = join(dir, "spec.yaml");
+    writeFileSync(file, example.replace(inline, `$1${line}`));
+    return { dir, file };
+  };
+  const errors = (r: ReturnType<typeof checkSpecFile>) => r.diagnostics.filter((d) => d.severity === "error");
+
+  it("passwordFile beside the spec gives the same model as the password written inline", () => {
+    const { dir, file } = specWith("passwordFile: carp-password");
+    writeFileSync(join(dir, "carp-password"), `${password}\n`, { mode: 0o600 });
+    const r = checkSpecFile(file, "spec.yaml", {});
+    expect(errors(r)).toEqual([]);
+    expect(JSON.stringify(r.model)).toBe(JSON.stringify(checkSpecText("spec.yaml", example).model));
+  });
+
+  it("a password file others can read, or one that is missing, is an error at passwordFile", () => {
+    const { dir, file } = specWith("passwordFile: carp-password");
+    const line = lineOf(readFileSync(file, "utf8"), "passwordFile:");
+    let e = errors(checkSpecFile(file, "spec.yaml", {}));
+    expect(e.map((d) => [d.pointer, d.location?.line])).toEqual([["/storage/vip/passwordFile", line]]);
+    expect(e[0]!.message).toMatch(/does not exist/);
+    writeFileSync(join(dir, "carp-password"), "Xk3v9Qm2Lp7Rt4Wz\n", { mode: 0o644 });
+    chmodSync(join(dir, "carp-password"), 0o644);
+    e = errors(checkSpecFile(file, "spec.yaml", {}));
+    expect(e[0]!.message).toMatch(/readable by other users \(mode 0644\)/);
+    expect(e[0]!.hint).toBe(`run: chmod 600 ${join(dir, "carp-password")}`);
+  });
+
+  it("passwordEnv reads the variable; unset is an error; a bad value is reported at passwordEnv, masked", () => {
+    const { file } = specWith("passwordEnv: F3S_CARP_PASSWORD");
+    expect(errors(checkSpecFile(file, "spec.yaml", {}))[0]!.message).toBe("the environment variable F3S_CARP_PASSWORD is not set");
+    expect(checkSpecFile(file, "spec.yaml", { F3S_CARP_PASSWORD: "Xk3v9Qm2Lp7Rt4Wz" }).model!.vip.password).toBe("Xk3v9Qm2Lp7Rt4Wz");
+    const bad = errors(checkSpecFile(file, "spec.yaml", { F3S_CARP_PASSWORD: "has-a-dash-9" }));
+    expect(bad.map((d) => d.pointer)).toEqual(["/storage/vip/passwordEnv"]);
+    expect(JSON.stringify(bad)).not.toContain("has-a-dash-9");
+  });
+
+  it("two sources at once, or none, is an error", () => {
+    const two = specWith(`password: ${password}\n      passwordEnv: F3S_CARP_PASSWORD`.replace("\n      ", "\n" + inline.exec(example)![1]!));
+    expect(errors(checkSpecFile(two.file, "spec.yaml", {})).map((d) => d.code)).toEqual(["password-sources"]);
+    const none = specWith("advbase: 1");
+    expect(errors(checkSpecFile(none.file, "spec.yaml", {})).map((d) => d.code)).toContain("password-missing");
   });
 });

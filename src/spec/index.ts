@@ -7,6 +7,7 @@ import { loadSpecFile, loadSpecText, type LoadedSpec } from "./load.js";
 import { maskText } from "./secret-mask.js";
 import { checkSchema } from "./schema-check.js";
 import { checkSemantics } from "./semantic.js";
+import { pointAtSource, resolvePassword, type PasswordContext } from "./password-source.js";
 import { toModel, type Model } from "./model.js";
 import type { Spec } from "./types.js";
 
@@ -16,9 +17,15 @@ export interface CheckedSpec {
   model?: Model;
 }
 
-export function checkLoaded(loaded: LoadedSpec): CheckedSpec {
+export function checkLoaded(loaded: LoadedSpec, ctx: PasswordContext = { env: process.env }): CheckedSpec {
   let diagnostics = [...loaded.diagnostics];
+  let source: ReturnType<typeof resolvePassword>["source"];
   if (!hasErrors(diagnostics)) {
+    // The CARP password from a file or the environment, in place before any check reads it.
+    const password = resolvePassword(loaded.data, ctx);
+    diagnostics.push(...password.diagnostics);
+    source = password.source;
+    if (password.value) loaded.secrets.values = [...new Set([...loaded.secrets.values, password.value])].filter((v) => v.trim() !== "").sort((a, b) => b.length - a.length);
     const schemaErrors = checkSchema(loaded.data);
     diagnostics.push(...schemaErrors);
     // The schema checks the top-level shape first: semantic checks need at least a mapping.
@@ -27,6 +34,7 @@ export function checkLoaded(loaded: LoadedSpec): CheckedSpec {
     const failed = schemaErrors.flatMap((d) => (d.suggestion ? [d.pointer, d.suggestion] : [d.pointer]));
     if (isObject(loaded.data)) diagnostics.push(...checkSemantics(loaded.data as unknown as Spec, failed));
   }
+  if (source) diagnostics = diagnostics.map((d) => pointAtSource(d, source));
   diagnostics = sortDiagnostics(locate(loaded.sourceMap, diagnostics)).map((d) => ({
     ...d,
     message: maskText(d.message, loaded.secrets),
@@ -36,8 +44,9 @@ export function checkLoaded(loaded: LoadedSpec): CheckedSpec {
   return { loaded, diagnostics, model };
 }
 
-export function checkSpecFile(path: string, display = path): CheckedSpec {
-  return checkLoaded(loadSpecFile(path, display));
+/** `env` holds the variable a passwordEnv names (the CLI passes its environment). */
+export function checkSpecFile(path: string, display = path, env: PasswordContext["env"] = process.env): CheckedSpec {
+  return checkLoaded(loadSpecFile(path, display), { specPath: path, env });
 }
 
 export function checkSpecText(file: string, text: string): CheckedSpec {

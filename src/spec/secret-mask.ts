@@ -10,6 +10,8 @@ import { editDistance } from "./suggest.js";
 /** A key that names a password, or something close enough to be one misspelt. */
 export function isSecretKey(key: string): boolean {
   const k = key.toLowerCase();
+  // passwordFile, passwordEnv: where the secret is, not the secret (a path or a variable's name).
+  if (/(file|env)$/.test(k)) return false;
   if (/pass|pwd|secret/.test(k)) return true;
   // Within two edits of "password" means 6 to 10 characters: most keys are decided without the
   // edit distance (a spec has hundreds of keys, and this runs on every build).

@@ -157,7 +157,8 @@ function checkNodes(spec: Spec, out: Diagnostic[]) {
       }
     }
   }
-  if (WELL_KNOWN_PASSWORDS.has(vip.password.toLowerCase()) || vip.password.length < 8) {
+  // Absent when its file or variable could not be read (reported where it is named).
+  if (typeof vip.password === "string" && (WELL_KNOWN_PASSWORDS.has(vip.password.toLowerCase()) || vip.password.length < 8)) {
     out.push(
       warning("weak-carp-password", "/storage/vip/password", "the CARP password is short or a well-known example value (it is not shown here)", "use 12 to 19 random characters, e.g. `openssl rand -base64 12`"),
     );
