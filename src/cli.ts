@@ -42,11 +42,11 @@ Usage:
   f3s-gen init [PATH]         write a spec to start from to PATH (default: f3s.yaml)
   f3s-gen pki status [<spec>] [--secrets DIR] [--json]
                               every certificate: host, CN, expiry, days left, SHA-256
-  f3s-gen pki renew <spec> (NAME... | server | --all) [--secrets DIR]
+  f3s-gen pki renew <spec> (NAME... | server | --all) [--secrets DIR] [--dry-run]
                               re-issue leaf certificates (new keys) under the same CA
-  f3s-gen pki revoke <spec> NAME [--secrets DIR]
+  f3s-gen pki revoke <spec> NAME [--secrets DIR] [--dry-run]
                               refuse a client's current certificate and issue it a new one
-  f3s-gen pki rotate-ca <spec> [--secrets DIR] [--immediate]
+  f3s-gen pki rotate-ca <spec> [--secrets DIR] [--immediate] [--dry-run]
                               roll to a new CA in three stages, one per run, each deployed
                               everywhere before the next: no client loses its mount (ZFS keys kept);
                               --immediate: all at once (a compromised CA), clients fail until deployed
@@ -64,6 +64,7 @@ Options:
   --replace-zfs-keys
                   write keys.tar.gz although a key in it differs from the one out/ holds
                   (only after re-creating the datasets with the new key)
+  --dry-run       pki renew, revoke, rotate-ca: say what would change; write nothing
   --json          machine-readable output on stdout
   --quiet         print errors only
   --strict        treat warnings as errors
@@ -112,7 +113,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(["--out", "--secrets", "--cat"]);
-const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V", "--all", "--debug", "--replace-zfs-keys", "--immediate"]);
+const BOOL_FLAGS = new Set(["--json", "--quiet", "--strict", "--help", "--version", "-h", "-V", "--all", "--debug", "--replace-zfs-keys", "--immediate", "--dry-run"]);
 
 class UsageError extends Error {}
 
@@ -450,19 +451,25 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   const checked = checkSpecFile(spec.path, spec.name, io.env);
   if (!checked.model) return report(io, o, checked.diagnostics, checked.loaded.display, undefined, true);
   const model = checked.model;
+  // --dry-run reads the secrets and works everything out in memory: no lock, nothing written.
+  const dryRun = p.flags.has("--dry-run");
+  const locked = <T>(fn: () => Promise<T>) => (dryRun ? fn() : withLocks([secretsDir], fn));
+  const planned = (changes: string[]) => `dry run: nothing was written; this would:\n${changes.map((c) => `  ${c}`).join("\n")}\n`;
   if (sub === "rotate-ca") {
     if (names.length || p.flags.has("--all")) throw new UsageError("pki rotate-ca takes only the spec");
     if (p.flags.has("--immediate")) {
-      const r = await withLocks([secretsDir], async () => (await manage()).rotateCa(secretsDir, model, io.now()));
+      const r = await locked(async () => (await manage()).rotateCa(secretsDir, model, io.now(), dryRun));
       if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
-      if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
+      if (o.json) io.stdout(JSON.stringify({ ok: true, dryRun, changes: r.changes }, null, 2) + "\n");
+      else if (dryRun) io.stdout(planned(r.changes));
       else if (!o.quiet) io.stdout(r.changes.join("\n") + "\nnow rebuild and deploy every host: storage nodes first, then each client (its mount fails until its tarball is deployed)\n");
       return EXIT.ok;
     }
-    const r = await withLocks([secretsDir], async () => (await import("./pki/rotation.js")).advanceRotation(secretsDir, model, io.now()));
+    const r = await locked(async () => (await import("./pki/rotation.js")).advanceRotation(secretsDir, model, io.now(), dryRun));
     if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
     const next = r.step === "finish" ? "build and deploy every host: the rotation is complete" : `build and deploy every host (storage nodes first; no client loses its mount), then run f3s-gen pki rotate-ca ${spec.name} again`;
-    if (o.json) io.stdout(JSON.stringify({ ok: true, stage: r.step, changes: r.changes, next }, null, 2) + "\n");
+    if (o.json) io.stdout(JSON.stringify({ ok: true, dryRun, stage: r.step, changes: r.changes, next }, null, 2) + "\n");
+    else if (dryRun) io.stdout(planned(r.changes));
     else if (!o.quiet) io.stdout(r.changes.join("\n") + `\nnow ${next}\n`);
     return EXIT.ok;
   }
@@ -477,9 +484,10 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
     if (!names.length) throw new UsageError("pki renew needs NAME..., server or --all");
     targets = names.map((n) => (n === "server" ? { kind: "server" as const } : { kind: "client" as const, name: n }));
   }
-  const r = await withLocks([secretsDir], async () => (await manage()).reissue(secretsDir, model, targets, sub === "revoke" ? "revoked" : "renewed", io.now()));
+  const r = await locked(async () => (await manage()).reissue(secretsDir, model, targets, sub === "revoke" ? "revoked" : "renewed", io.now(), dryRun));
   if (r.diagnostics.length) return report(io, o, r.diagnostics, undefined, undefined, true);
-  if (o.json) io.stdout(JSON.stringify({ ok: true, changes: r.changes }, null, 2) + "\n");
+  if (o.json) io.stdout(JSON.stringify({ ok: true, dryRun, changes: r.changes }, null, 2) + "\n");
+  else if (dryRun) io.stdout(planned(r.changes));
   else if (!o.quiet) {
     const hosts = targets.map((t) => (t.kind === "server" ? model.storageNodes.map((n) => n.name).join(", ") : t.name));
     io.stdout(r.changes.join("\n") + `\nnow rebuild and deploy the storage nodes and ${[...new Set(hosts)].join(", ")}; f3s-activate restarts stunnel on the storage nodes\n`);

@@ -7,7 +7,7 @@ const OPTIONS: Record<string, string[]> = {
   diff: ["--out", "--secrets", "--json", "--help"],
   show: ["--out", "--cat", "--json", "--help"],
   init: ["--help"],
-  pki: ["--secrets", "--json", "--all", "--help"],
+  pki: ["--secrets", "--json", "--all", "--dry-run", "--immediate", "--help"],
   completion: ["--help"],
 };
 

@@ -124,3 +124,38 @@ describe("f3s-gen pki", () => {
     }
   });
 });
+
+describe("pki --dry-run: what a writing command would do, with nothing written", () => {
+  it.each([
+    [["renew", spec, "r0"], /renewed r0: old certificate [0-9a-f]+ moved to retired\//],
+    [["renew", spec, "--all"], /renewed server: .*\n(.*\n)*.*renewed r2:/],
+    [["revoke", spec, "r1"], /revoked r1: old certificate/],
+    [["rotate-ca", spec], /stage 1 of 3: a new CA/],
+    [["rotate-ca", spec, "--immediate"], /new CA; the old one \([0-9a-f]+\) moved to retired\//],
+  ])("pki %j --dry-run", async (args, says) => {
+    const dir = privateSecrets("example");
+    const before = files(dir);
+    const r = await pki([...args, "--secrets", dir, "--dry-run"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^dry run: nothing was written; this would:\n/);
+    expect(r.stdout).toMatch(says);
+    expect(files(dir)).toEqual(before);
+    expect(existsSync(`${dir}.lock`)).toBe(false);
+    const json = JSON.parse((await pki([...args, "--secrets", dir, "--dry-run", "--json"])).stdout);
+    expect(json).toMatchObject({ ok: true, dryRun: true });
+    expect(files(dir)).toEqual(before);
+    // And the real run does what the dry run said.
+    const real = await pki([...args, "--secrets", dir]);
+    expect(real.code, real.stderr).toBe(0);
+    expect(real.stdout).toMatch(says);
+  });
+
+  it("a dry run is refused for the same reasons as the real run (a 0644 CA key)", async () => {
+    const dir = privateSecrets("example");
+    const { chmodSync } = await import("node:fs");
+    chmodSync(join(dir, "ca/ca-key.pem"), 0o644);
+    const r = await pki(["renew", spec, "r0", "--secrets", dir, "--dry-run"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("accessible to other users (mode 0644)");
+  });
+});

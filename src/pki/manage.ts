@@ -12,7 +12,7 @@ import {
   loadPair, paths, prepareStore, readChecked, readIndex, retiredRecord, retireInto, indexText, targetName, SecretsError,
   type KeyPair, type RetiredCert, type SecretsIndex,
 } from "./store.js";
-import { SecretsTransaction } from "./transaction.js";
+import { PlannedTransaction, SecretsTransaction, type Transaction } from "./transaction.js";
 
 export interface CertStatus {
   /** "CA", "server" or the client's name. */
@@ -78,7 +78,7 @@ export type ReissueTarget = { kind: "server" } | { kind: "client"; name: string 
  * (if its files exist) moved aside and recorded in `index` with the reason.
  */
 export async function reissueInto(
-  txn: SecretsTransaction, dir: string, model: Model, targets: ReissueTarget[], ca: KeyPair, index: SecretsIndex, reason: "renewed" | "revoked", now: Date, retired: RetiredCert[] = [],
+  txn: Transaction, dir: string, model: Model, targets: ReissueTarget[], ca: KeyPair, index: SecretsIndex, reason: "renewed" | "revoked", now: Date, retired: RetiredCert[] = [],
 ): Promise<string[]> {
   const keys = await generateKeys(targets.length, model.pki.key);
   const changes: string[] = [];
@@ -107,11 +107,11 @@ export async function reissueInto(
  * Moves the current pair aside (recorded in index.json with the reason) and issues a new key and
  * certificate under the same CA, in one transaction. Nothing else changes.
  */
-export async function reissue(dir: string, model: Model, targets: ReissueTarget[], reason: "renewed" | "revoked", now: Date): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
-  let txn: SecretsTransaction | undefined;
+export async function reissue(dir: string, model: Model, targets: ReissueTarget[], reason: "renewed" | "revoked", now: Date, dryRun = false): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
+  let txn: Transaction | undefined;
   try {
     const changes: string[] = [];
-    prepareStore(dir, true, changes);
+    prepareStore(dir, !dryRun, changes);
     const index = readIndex(dir);
     const ca = loadPair(dir, paths.caCert, paths.caKey);
     for (const t of targets) {
@@ -122,7 +122,7 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
         throw new SecretsError(error("pki.not-issued", "", `${t.name} has no certificate yet`, "run a build: it issues one"));
       }
     }
-    txn = new SecretsTransaction(dir);
+    txn = dryRun ? new PlannedTransaction() : new SecretsTransaction(dir);
     changes.push(...(await reissueInto(txn, dir, model, targets, ca.pair, index, reason, now)));
     txn.commit(indexText(index));
     return { changes, diagnostics: [] };
@@ -138,17 +138,17 @@ export async function reissue(dir: string, model: Model, targets: ReissueTarget[
  * Rolls the CA: a new CA key and certificate, the old CA moved to retired/, and every leaf
  * re-issued under the new CA, all in one transaction. The ZFS keys are untouched.
  */
-export async function rotateCa(dir: string, model: Model, now: Date): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
-  let txn: SecretsTransaction | undefined;
+export async function rotateCa(dir: string, model: Model, now: Date, dryRun = false): Promise<{ changes: string[]; diagnostics: Diagnostic[] }> {
+  let txn: Transaction | undefined;
   try {
     const changes: string[] = [];
-    prepareStore(dir, true, changes);
+    prepareStore(dir, !dryRun, changes);
     const index = readIndex(dir);
     if (index.rotation) throw new SecretsError({ ...error("pki.rotation", "", `a staged CA rotation is in progress (stage ${index.rotation.stage === "trust" ? 1 : 2} of 3)`, "finish it: f3s-gen pki rotate-ca <spec> (once per stage, deploying in between)"), location: { file: join(dir, paths.index), line: 1, col: 1 } });
     loadPair(dir, paths.caCert, paths.caKey); // the old CA must be intact before it is replaced
     const [key] = await generateKeys(1, model.pki.key);
     const ca = { certPem: await issueCa(key!, subjectFor(model, model.pki.caCommonName), { now, validityDays: model.pki.validityDays }), keyPem: key!.privatePem };
-    txn = new SecretsTransaction(dir);
+    txn = dryRun ? new PlannedTransaction() : new SecretsTransaction(dir);
     const old = retiredRecord(dir, { kind: "ca" }, "renewed", now);
     retireInto(txn, dir, { kind: "ca" }, old);
     index.retired.push(old);

@@ -19,7 +19,7 @@ import { generateKeys } from "./keys.js";
 import { reissueInto, type ReissueTarget } from "./manage.js";
 import { clientProfile, serverProfile, subjectFor } from "./secrets.js";
 import { SecretsError, indexText, loadPair, paths, prepareStore, readChecked, readIndex, retiredRecord, retireInto, type KeyPair, type RetiredCert } from "./store.js";
-import { SecretsTransaction } from "./transaction.js";
+import { PlannedTransaction, SecretsTransaction, type Transaction } from "./transaction.js";
 
 export type RotationStep = "trust" | "reissue" | "finish";
 
@@ -31,14 +31,14 @@ export interface RotationResult {
 }
 
 /** Advances a staged CA rotation by one stage (starting one when none is in progress). */
-export async function advanceRotation(dir: string, model: Model, now: Date): Promise<RotationResult> {
-  let txn: SecretsTransaction | undefined;
+export async function advanceRotation(dir: string, model: Model, now: Date, dryRun = false): Promise<RotationResult> {
+  let txn: Transaction | undefined;
   try {
     const changes: string[] = [];
-    prepareStore(dir, true, changes);
+    prepareStore(dir, !dryRun, changes);
     const index = readIndex(dir);
     const current = loadPair(dir, paths.caCert, paths.caKey); // intact before anything moves
-    txn = new SecretsTransaction(dir);
+    txn = dryRun ? new PlannedTransaction() : new SecretsTransaction(dir);
 
     if (!index.rotation) {
       const [key] = await generateKeys(1, model.pki.key);
@@ -95,8 +95,10 @@ export async function advanceRotation(dir: string, model: Model, now: Date): Pro
       for (const r of records) if (r.kind === "client") previousClients.push({ name: r.name, serial: r.serial });
       index.rotation = { stage: "reissue", previousClients };
       txn.commit(indexText(index));
-      removeIfEmpty(join(dir, "ca-next"));
-      for (const d of ["next/clients", "next/server", "next"]) removeIfEmpty(join(dir, d));
+      if (!dryRun) {
+        removeIfEmpty(join(dir, "ca-next"));
+        for (const d of ["next/clients", "next/server", "next"]) removeIfEmpty(join(dir, d));
+      }
       return {
         step: "reissue",
         diagnostics: [],
@@ -109,7 +111,7 @@ export async function advanceRotation(dir: string, model: Model, now: Date): Pro
     txn.move(paths.caPrevCert, `retired/ca-${prev.serialNumber.toLowerCase()}/ca-cert.pem`);
     delete index.rotation;
     txn.commit(indexText(index));
-    removeIfEmpty(join(dir, "ca-prev"));
+    if (!dryRun) removeIfEmpty(join(dir, "ca-prev"));
     return { step: "finish", diagnostics: [], changes: [...changes, `stage 3 of 3: only the new CA (${current.cert.serialNumber.toLowerCase()}) and its certificates are trusted; the old CA (${prev.serialNumber.toLowerCase()}) is retired`] };
   } catch (e) {
     if (e instanceof SecretsError) return { changes: [], diagnostics: e.diagnostics };

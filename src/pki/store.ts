@@ -7,7 +7,7 @@ import { existsSync, lstatSync, mkdirSync, renameSync, rmSync, writeFileSync, re
 import { dirname, join } from "node:path";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
 import { UnsafeFileError, readSafely, writingTo } from "../fs-safe.js";
-import { SecretsJournalError, SecretsTransaction, ownedPrivately, pendingJournal, recoverSecrets } from "./transaction.js";
+import { SecretsJournalError, ownedPrivately, type Transaction, pendingJournal, recoverSecrets } from "./transaction.js";
 
 /** Which certificate and key: by kind, so that a client's name can never select the server's or the CA's files. */
 export type CertTarget = { kind: "ca" } | { kind: "server" } | { kind: "client"; name: string };
@@ -339,7 +339,7 @@ export function retiredRecord(dir: string, target: CertTarget, reason: RetiredCe
  * directory named by kind and serial: retired/client-<name>-<serial>, retired/server-<serial>,
  * retired/ca-<serial>.
  */
-export function retireInto(txn: SecretsTransaction, dir: string, target: CertTarget, record: RetiredCert) {
+export function retireInto(txn: Transaction, dir: string, target: CertTarget, record: RetiredCert) {
   const dest = `retired/${target.kind === "client" ? `client-${target.name}` : target.kind}-${record.serial}`;
   for (const rel of paths.pair(target)) if (existsSync(join(dir, rel))) txn.move(rel, `${dest}/${rel.split("/").pop()}`);
 }

@@ -164,7 +164,28 @@ export class SecretsJournalError extends Error {
   }
 }
 
-export class SecretsTransaction {
+/** What issuing code adds steps to: the real transaction, or a plan (--dry-run) that writes nothing. */
+export interface Transaction {
+  put(target: string, data: string | Buffer): void;
+  move(from: string, to: string): void;
+  commit(index: string): void;
+  abort(): void;
+}
+
+/** `pki ... --dry-run`: every step is worked out (keys generated, certificates issued) and none is written. */
+export class PlannedTransaction implements Transaction {
+  readonly steps: Step[] = [];
+  put(target: string) {
+    this.steps.push({ op: "put", staged: `${this.steps.length}`, target });
+  }
+  move(from: string, to: string) {
+    this.steps.push({ op: "move", from, to });
+  }
+  commit() {}
+  abort() {}
+}
+
+export class SecretsTransaction implements Transaction {
   private readonly steps: Step[] = [];
   private readonly txn: string;
   private committed = false;
