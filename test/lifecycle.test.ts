@@ -112,6 +112,26 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     expect(existsSync(join(host.root, "etc/stunnel/stunnel.conf")), "nothing for the stunnel4 script to start twice").toBe(false);
   });
 
+  it("restartStuckPods: activation says when the kubeconfig is missing or cannot list this node's pods, and the monitor uses the spec's kubeconfig", async () => {
+    // r0 as a k3s agent: no /etc/rancher/k3s/k3s.yaml there.
+    const { v1, v2 } = await releases((s) => s.replace("  - name: r0\n", "  - name: r0\n    kubeconfig: /etc/f3s/kubeconfig\n"));
+    const agent = new Host("r0");
+    const first = agent.deploy(v1);
+    expect(first.stderr).toContain("WARNING: restartStuckPods: no kubeconfig at /etc/rancher/k3s/k3s.yaml (k3s agents have none): set clients[].kubeconfig in the spec");
+    // v2 names one; it exists, but the API does not list pods (the stand-in kubectl fails without pods).
+    mkdir(join(agent.root, "etc/f3s"));
+    writeFileSync(join(agent.root, "etc/f3s/kubeconfig"), "apiVersion: v1\n", { mode: 0o600 });
+    agent.extract(join(v2, "r0.tar.gz"));
+    const second = agent.activate();
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain(`WARNING: restartStuckPods: kubectl with /etc/f3s/kubeconfig cannot list the pods of node r0`);
+    expect(agent.sb.calls()).toContain("kubectl get pods --all-namespaces --field-selector spec.nodeName=r0");
+    // Pods listed: no warning. The monitor exports the spec's kubeconfig.
+    agent.sb.set("pods", "");
+    expect(agent.activate().stderr).not.toContain("restartStuckPods");
+    expect(readFileSync(join(agent.root, "usr/local/bin/check-nfs-mount.sh"), "utf8")).toContain("export KUBECONFIG='/etc/f3s/kubeconfig'");
+  });
+
   it("a client moved from Rocky to Debian: the distribution's stunnel.service is stopped and disabled, f3s-stunnel.service takes over", async () => {
     const { v1, v2 } = await releases((s) => s.replace("  - name: r0\n", "  - name: r0\n    os: debian\n"));
     const { host, applied } = upgrade("r0", v1, v2);

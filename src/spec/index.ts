@@ -32,6 +32,8 @@ export function checkLoaded(loaded: LoadedSpec, ctx: PasswordContext = { env: pr
     // A misspelt key's error also stands for the missing key it suggests (the "missing" error is
     // folded into it): both places failed the schema, and no semantic check may read either.
     const failed = schemaErrors.flatMap((d) => (d.suggestion ? [d.pointer, d.suggestion] : [d.pointer]));
+    // `pasword:` is one mistake: its "did you mean" stands for the missing password too.
+    if (schemaErrors.some((d) => d.suggestion?.startsWith("/storage/vip/password"))) diagnostics = diagnostics.filter((d) => d.code !== "password-missing");
     if (isObject(loaded.data)) diagnostics.push(...checkSemantics(loaded.data as unknown as Spec, failed));
   }
   if (source) diagnostics = diagnostics.map((d) => pointAtSource(d, source));

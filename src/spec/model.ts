@@ -106,6 +106,8 @@ export interface Client {
   restartStuckPods: boolean;
   redirectNfsPort: boolean;
   kubernetesNodeName: string;
+  /** The kubeconfig the mount monitor's kubectl uses (restartStuckPods). */
+  kubeconfig: string;
   /** Certificate and key in one file, as stunnel's cert= wants them. */
   certFile: string;
   /** Where the rollout reaches the host over SSH. */
@@ -274,6 +276,8 @@ export function toModel(spec: Spec): Model {
     restartStuckPods: c.restartStuckPods ?? false,
     redirectNfsPort: c.redirectNfsPort ?? false,
     kubernetesNodeName: c.kubernetesNodeName ?? c.name,
+    // Only k3s servers have this file; agents need one named in the spec (README).
+    kubeconfig: c.kubeconfig ?? "/etc/rancher/k3s/k3s.yaml",
     certFile: `/etc/stunnel/${c.name}-stunnel.pem`,
     sshHost: c.sshHost ?? fqdn(c.name),
     mounts: c.mounts.map((m) => ({

@@ -307,8 +307,8 @@ function checkClients(spec: Spec, out: Diagnostic[]) {
         out.push(warning("soft-mount", `${at}/options`, `soft mount of ${showValue(m.mountpoint)}: a timeout during a failover returns I/O errors to writers and can lose data`, "prefer hard mounts; the mount monitor repairs stale mounts after a failover"));
       }
     });
-    if (c.kubernetesNodeName !== undefined && !c.restartStuckPods) {
-      out.push(warning("unused-key", `/clients/${ci}/kubernetesNodeName`, "kubernetesNodeName is only used with restartStuckPods: true", "remove it or set restartStuckPods: true"));
+    for (const key of ["kubernetesNodeName", "kubeconfig"] as const) {
+      if (c[key] !== undefined && !c.restartStuckPods) out.push(warning("unused-key", `/clients/${ci}/${key}`, `${key} is only used with restartStuckPods: true`, "remove it or set restartStuckPods: true"));
     }
   });
 }

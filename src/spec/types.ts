@@ -34,6 +34,7 @@ export interface Spec {
     restartStuckPods?: boolean;
     redirectNfsPort?: boolean;
     kubernetesNodeName?: string;
+    kubeconfig?: string;
     sshHost?: string;
   }[];
   monitoring?: { storageTextfileDirectory?: string; clientTextfileDirectory?: string; maxReplicationLag?: string };
