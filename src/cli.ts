@@ -1,11 +1,14 @@
 // Arguments in, exit code out: the only module that prints or exits.
 // Exit codes: 0 success, 1 invalid input (spec or secrets), 2 usage error.
-import { appendFileSync, existsSync, lstatSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, lstatSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
-import { diagnosticToJson, formatDiagnostics } from "./diag/format.js";
+import { diagnosticToJson, formatDiagnostics, type SpecSource } from "./diag/format.js";
 import { checkSpecFile } from "./spec/index.js";
-import { build, plan } from "./pipeline.js";
+import { closest } from "./spec/suggest.js";
+import { COMMANDS } from "./completion.js";
+import { RETIRED_DIR, retiredHosts } from "./render/retired.js";
+import { KEYS_NAME, build, plan } from "./pipeline.js";
 import { examplesDir, packageRoot, schemaPath } from "./paths.js";
 import { OutputError } from "./pack/output.js";
 import { FileProblem } from "./fs-safe.js";
@@ -143,7 +146,7 @@ function useColor(io: Io): boolean {
   return io.isTTY && !("NO_COLOR" in io.env) && io.env.TERM !== "dumb";
 }
 
-function printDiagnostics(io: Io, list: Diagnostic[], source: string | undefined, quiet: boolean) {
+function printDiagnostics(io: Io, list: Diagnostic[], source: SpecSource | undefined, quiet: boolean) {
   const shown = quiet ? list.filter((d) => d.severity === "error") : list;
   if (shown.length) io.stderr(formatDiagnostics(shown, source, { color: useColor(io) }) + "\n");
 }
@@ -165,7 +168,16 @@ function specArg(p: Parsed, command: string, io: Io): { path: string; name: stri
 
 function specFile(name: string, io: Io): { path: string; name: string } {
   const path = resolve(io.cwd, name);
-  if (!existsSync(path)) throw new UsageError(`no such file: ${name}`);
+  if (!existsSync(path)) {
+    // my-cluster.yml for my-cluster.yaml, or a typo: the nearest spec-like file in that directory.
+    let near: string | undefined;
+    try {
+      near = closest(basename(path), readdirSync(dirname(path)).filter((n) => /\.ya?ml$/i.test(n)));
+    } catch {
+      near = undefined;
+    }
+    throw new UsageError(`no such file: ${name}${near ? `; did you mean ${join(dirname(name), near)}?` : ""}`);
+  }
   return { path, name };
 }
 
@@ -202,9 +214,21 @@ function unexpected(e: unknown, argv: string[], io: Io): number {
   return EXIT.invalid;
 }
 
-/** With --json, a failure is JSON on stdout too: { ok: false, error: { code, message, ... } }. */
-function jsonFailure(io: Io, error: { code: string; message: string; operation?: string }) {
-  io.stdout(JSON.stringify({ ok: false, error }, null, 2) + "\n");
+/**
+ * With --json, every failure of every command is one shape on stdout (README, `--json`):
+ * { ok: false, error: { code, message, operation? }, diagnostics: [Diagnostic] }, plus what the
+ * command's own output has (e.g. build's hosts: []). Success is { ok: true, ... }.
+ */
+function jsonFailure(io: Io, error: { code: string; message: string; operation?: string }, diagnostics: Diagnostic[] = []) {
+  io.stdout(JSON.stringify({ ok: false, error, diagnostics: diagnostics.map(diagnosticToJson) }, null, 2) + "\n");
+}
+
+/** The `error` of a failure told by diagnostics: its first error (or why warnings failed it). */
+function diagnosticsError(diagnostics: Diagnostic[]): { code: string; message: string } {
+  const errors = diagnostics.filter((d) => d.severity === "error");
+  const first = errors[0];
+  if (!first) return { code: "strict", message: `${diagnostics.length} warning(s), treated as errors (--strict)` };
+  return { code: first.code, message: `${first.location ? `${first.location.file}:${first.location.line}:${first.location.col}: ` : ""}${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more error(s))` : ""}` };
 }
 
 export async function runMain(argv: string[], io: Io): Promise<number> {
@@ -237,9 +261,9 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
         const spec = specArg(p, "validate", io);
         const checked = checkSpecFile(spec.path, spec.name, io.env);
         const bad = failed(checked.diagnostics, strict);
-        if (json) io.stdout(JSON.stringify({ valid: !bad, diagnostics: checked.diagnostics.map(diagnosticToJson) }, null, 2) + "\n");
+        if (json) io.stdout(JSON.stringify({ ok: !bad, ...(bad ? { error: diagnosticsError(checked.diagnostics) } : {}), valid: !bad, diagnostics: checked.diagnostics.map(diagnosticToJson) }, null, 2) + "\n");
         else {
-          printDiagnostics(io, checked.diagnostics, checked.loaded.display, quiet);
+          printDiagnostics(io, checked.diagnostics, specSource(checked.loaded), quiet);
           strictNote(io, checked.diagnostics, strict);
           if (!bad && !quiet) io.stdout(`${spec.name}: valid (${checked.model!.hosts.length} hosts)\n`);
         }
@@ -298,7 +322,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
         return EXIT.ok;
       }
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(p.command)}`);
+        throw new UsageError(`unknown command ${JSON.stringify(p.command)}${closest(p.command, [...COMMANDS, "help"]) ? `; did you mean ${closest(p.command, [...COMMANDS, "help"])}?` : ""}`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -325,7 +349,7 @@ async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; s
   if (o.strict) {
     const checked = checkSpecFile(spec.path, spec.name, io.env);
     if (checked.diagnostics.length > 0) {
-      const code = report(io, o, checked.diagnostics, checked.loaded.display, undefined, true);
+      const code = report(io, o, checked.diagnostics, specSource(checked.loaded), undefined, true);
       if (!o.json) strictNote(io, checked.diagnostics, true);
       return code;
     }
@@ -343,15 +367,18 @@ async function runBuild(p: Parsed, io: Io, o: { json: boolean; quiet: boolean; s
     }
     throw e;
   }
-  if (!result.hosts) return report(io, o, result.diagnostics, result.checked.loaded.display, undefined, true);
-  return report(io, o, result.diagnostics, result.checked.loaded.display, { result, outDir, secretsDir }, o.strict && result.diagnostics.length > 0);
+  if (!result.hosts) return report(io, o, result.diagnostics, specSource(result.checked.loaded), undefined, true);
+  return report(io, o, result.diagnostics, specSource(result.checked.loaded), { result, outDir, secretsDir }, o.strict && result.diagnostics.length > 0);
 }
+
+/** What diagnostics may quote of the spec: its masked text, under the name they are located by. */
+const specSource = (loaded: { display: string; sourceMap: { file: string } }): SpecSource => ({ file: loaded.sourceMap.file, text: loaded.display });
 
 function report(
   io: Io,
   o: { json: boolean; quiet: boolean },
   diagnostics: Diagnostic[],
-  source: string | undefined,
+  source: SpecSource | undefined,
   built: { result: Awaited<ReturnType<typeof build>>; outDir: string; secretsDir: string } | undefined,
   bad: boolean,
 ): number {
@@ -360,6 +387,7 @@ function report(
       JSON.stringify(
         {
           ok: !!built && !bad,
+          ...(!built || bad ? { error: diagnosticsError(diagnostics) } : {}),
           diagnostics: diagnostics.map(diagnosticToJson),
           out: built?.outDir ?? null,
           secrets: built?.secretsDir ?? null,
@@ -433,7 +461,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
       if (e instanceof SecretsError) return report(io, o, e.diagnostics, undefined, undefined, true);
       throw e;
     }
-    if (o.json) io.stdout(JSON.stringify(result, null, 2) + "\n");
+    if (o.json) io.stdout(JSON.stringify({ ok: true, ...result }, null, 2) + "\n");
     else {
       const rows = result.certs.map((c) => [c.host, c.commonName, c.notAfter.slice(0, 10), String(c.daysLeft) + (c.expiring ? " !" : ""), c.sha256]);
       const widths = [0, 1, 2, 3].map((i) => Math.max(...[["HOST", "CN", "NOT AFTER", "DAYS LEFT"][i]!, ...rows.map((r) => r[i]!)].map((s) => s.length)));
@@ -449,7 +477,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   if (!specName) throw new UsageError(`pki ${sub} needs the spec`);
   const spec = specFile(specName, io);
   const checked = checkSpecFile(spec.path, spec.name, io.env);
-  if (!checked.model) return report(io, o, checked.diagnostics, checked.loaded.display, undefined, true);
+  if (!checked.model) return report(io, o, checked.diagnostics, specSource(checked.loaded), undefined, true);
   const model = checked.model;
   // --dry-run reads the secrets and works everything out in memory: no lock, nothing written.
   const dryRun = p.flags.has("--dry-run");
@@ -476,6 +504,7 @@ async function runPki(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }): 
   let targets: ReissueTarget[];
   if (sub === "revoke") {
     if (names.length !== 1 || p.flags.has("--all")) throw new UsageError("pki revoke takes one client name");
+    if (names[0] === "server") throw new UsageError(`the server certificate is not revoked but replaced: f3s-gen pki renew ${spec.name} server`);
     targets = [{ kind: "client", name: names[0]! }];
   } else if (p.flags.has("--all")) {
     if (names.length) throw new UsageError("pki renew takes names or --all, not both");
@@ -505,18 +534,23 @@ async function runDiff(p: Parsed, io: Io, o: { json: boolean; quiet: boolean }):
   const spec = specArg(p, "diff", io);
   const outDir = outDirOf(p, io, spec);
   const planned = await plan({ specPath: spec.path, specName: spec.name, secretsDir: secretsDirOf(p, io, spec), now: io.now(), env: io.env });
-  if (!planned.hosts) return report(io, o, planned.diagnostics, planned.checked.loaded.display, undefined, true);
+  if (!planned.hosts) return report(io, o, planned.diagnostics, specSource(planned.checked.loaded), undefined, true);
   const [{ diffHosts }, { readOutDir }] = await Promise.all([inspectDiff(), inspectShow()]);
   const hosts = diffHosts(readOutDir(outDir), planned.hosts, [planned.checked.model!.vip.password], planned.freshCerts);
   const changed = hosts.filter((h) => h.status !== "unchanged");
+  // Hosts no longer in the spec: the build writes (or keeps) their decommission tarball.
+  const retired = retiredHosts(outDir, planned.checked.model!, [KEYS_NAME]).map((r) => ({ name: r.name, tarball: join(outDir, RETIRED_DIR, `${r.name}.tar.gz`), new: !existsSync(join(outDir, RETIRED_DIR, `${r.name}.tar.gz`)) }));
   if (o.json) {
-    io.stdout(JSON.stringify({ changed: changed.length > 0, out: outDir, secretChanges: planned.secretChanges, hosts: changed }, null, 2) + "\n");
+    io.stdout(JSON.stringify({ ok: true, changed: changed.length > 0, out: outDir, secretChanges: planned.secretChanges, hosts: changed, retired }, null, 2) + "\n");
   } else {
-    printDiagnostics(io, planned.diagnostics, planned.checked.loaded.display, o.quiet);
+    printDiagnostics(io, planned.diagnostics, specSource(planned.checked.loaded), o.quiet);
     const lines: string[] = [];
     for (const h of changed) {
       if (h.status === "added") lines.push(`host ${h.host}: added (${h.files.length} files)`);
-      else if (h.status === "removed") lines.push(`host ${h.host}: removed (${h.files.length} files)`);
+      else if (h.status === "removed") {
+        const r = retired.find((x) => x.name === h.host);
+        lines.push(`host ${h.host}: removed (${h.files.length} files)${r ? `; the build writes its decommission tarball ${r.tarball} (f3s-decommission undoes what f3s-gen installed)` : ""}`);
+      }
       else lines.push(`host ${h.host}: ${h.files.length} file(s) changed`);
       if (h.status !== "changed") continue;
       for (const f of h.files) {
@@ -539,28 +573,45 @@ async function runShow(p: Parsed, io: Io, o: { json: boolean }): Promise<number>
   const [{ oldSecretsIn, redact }, { readOutHost, showHost, isPrivateFile }] = await Promise.all([inspectDiff(), inspectShow()]);
   const host = p.positional[0]!;
   const outDir = outDirOf(p, io);
-  const files = readOutHost(outDir, host);
-  if (!files) {
-    io.stderr(`f3s-gen: no ${host}.tar.gz in ${outDir}; build first, or check the host name\n`);
+  // Every failure says so on stderr and, with --json, as the one error shape on stdout.
+  const failure = (code: string, message: string) => {
+    if (o.json) jsonFailure(io, { operation: "show", code, message });
+    io.stderr(`f3s-gen: ${message}\n`);
     return EXIT.invalid;
+  };
+  let files = readOutHost(outDir, host);
+  let tarball = join(outDir, `${host}.tar.gz`);
+  if (!files) {
+    // A host removed from the spec: its decommission tarball.
+    const retired = readOutHost(join(outDir, RETIRED_DIR), host);
+    if (retired) {
+      files = retired;
+      tarball = join(outDir, RETIRED_DIR, `${host}.tar.gz`);
+      if (!o.json) io.stderr(`f3s-gen: ${host} is retired (no longer in the spec): its decommission tarball ${tarball}\n`);
+    }
+  }
+  if (!files) {
+    const hosts = existsSync(outDir) ? readdirSync(outDir).filter((n) => n.endsWith(".tar.gz")).map((n) => n.slice(0, -".tar.gz".length)) : [];
+    const near = closest(host, hosts);
+    return failure("not-found", `no ${host}.tar.gz in ${outDir}${near ? `; did you mean ${near}?` : hosts.length ? ` (hosts: ${hosts.join(", ")})` : "; build first"}`);
   }
   const cat = p.flags.get("--cat") as string | undefined;
   if (cat !== undefined) {
-    const file = files.find((f) => f.path === cat.replace(/^\//, ""));
+    const want = cat.replace(/^\//, "");
+    const file = files.find((f) => f.path === want);
     if (!file) {
-      io.stderr(`f3s-gen: ${host}.tar.gz has no file ${cat}\n`);
-      return EXIT.invalid;
+      // A unit name written as the mountpoint (data-nfs-k3svolumes.mount) or a typo: the nearest path.
+      const near = closest(want, files.map((f) => f.path)) ?? files.find((f) => f.path.replace(/\\x2d/g, "-") === want)?.path;
+      return failure("not-found", `${basename(tarball)} has no file ${cat}${near ? `; did you mean /${near}?` : ""}`);
     }
-    if (isPrivateFile(host, file)) {
-      io.stderr(`f3s-gen: ${cat} is private key material and is never printed\n`);
-      return EXIT.invalid;
-    }
+    if (isPrivateFile(host, file)) return failure("private", `${cat} is private key material and is never printed`);
     // rc.conf.d/netif carries the CARP password: it is masked here as in every other output.
     io.stdout(redact(file.content.toString("utf8"), oldSecretsIn(file)));
     return EXIT.ok;
   }
-  const shown = showHost(host, files);
-  if (o.json) io.stdout(JSON.stringify({ host, tarball: join(outDir, `${host}.tar.gz`), files: shown }, null, 2) + "\n");
-  else io.stdout(shown.map((f) => `${f.mode} ${String(f.size).padStart(6)} ${f.sha256 ?? "-".padEnd(64)} /${f.path}`).join("\n") + "\n");
+  // Paths as installed (and as MANIFEST has them): absolute.
+  const shown = showHost(host, files).map((f) => ({ ...f, path: `/${f.path}` }));
+  if (o.json) io.stdout(JSON.stringify({ ok: true, host, tarball, files: shown }, null, 2) + "\n");
+  else io.stdout(shown.map((f) => `${f.mode} ${String(f.size).padStart(6)} ${f.sha256 ?? "-".padEnd(64)} ${f.path}`).join("\n") + "\n");
   return EXIT.ok;
 }

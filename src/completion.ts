@@ -1,5 +1,5 @@
 // Shell completion scripts: commands, each command's options, spec files, and host names from out/.
-const COMMANDS = ["build", "validate", "diff", "show", "init", "pki", "completion"];
+export const COMMANDS = ["build", "validate", "diff", "show", "init", "pki", "completion"];
 const PKI = ["status", "renew", "revoke", "rotate-ca"];
 const OPTIONS: Record<string, string[]> = {
   build: ["--out", "--secrets", "--json", "--quiet", "--strict", "--debug", "--help"],

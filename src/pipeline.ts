@@ -67,7 +67,7 @@ export interface BuildResult {
 /** The USB key bundle: every raw ZFS key, read-only for root. */
 export const KEYS_TARBALL = "keys.tar.gz";
 /** The key bundle's name where hosts are listed (show, diff): keys.tar.gz without its suffix. */
-const KEYS_NAME = KEYS_TARBALL.replace(/\.tar\.gz$/, "");
+export const KEYS_NAME = KEYS_TARBALL.replace(/\.tar\.gz$/, "");
 
 export function renderHosts(model: Model, secrets: Secrets): HostFiles[] {
   return renderAll(model, secrets, loadTemplates(templatesDir));

@@ -72,8 +72,38 @@ describe("f3s-gen", () => {
 
   it("validate --json has a documented shape", async () => {
     const r = await run(["validate", exampleSpec, "--json"]);
-    expect(Object.keys(JSON.parse(r.stdout))).toEqual(["valid", "diagnostics"]);
+    expect(Object.keys(JSON.parse(r.stdout))).toEqual(["ok", "valid", "diagnostics"]);
     expect(Object.keys(JSON.parse(r.stdout).diagnostics[0])).toEqual(["severity", "code", "file", "line", "column", "pointer", "message", "hint"]);
+  });
+
+  it("--json: every failure of every command has one shape, { ok: false, error: { code, message }, diagnostics }", async () => {
+    const cwd = tempDir();
+    const bad = join(cwd, "bad.yaml");
+    writeFileSync(bad, readFileSync(exampleSpec, "utf8").replace("vhid: 1", "vhid: 0"));
+    const secrets = privateSecrets("example");
+    writeFileSync(join(cwd, "junk.tar.gz"), "junk");
+    const failures: string[][] = [
+      ["validate", bad],
+      ["build", bad],
+      ["diff", bad],
+      ["build", exampleSpec, "--out", join(cwd, "junk.tar.gz")],
+      ["show", "nosuchhost", "--out", cwd],
+      ["show", "junk", "--out", cwd],
+      ["pki", "status", "--secrets", join(cwd, "none")],
+      ["pki", "renew", exampleSpec, "nosuch", "--secrets", secrets],
+      ["pki", "revoke", exampleSpec, "server", "--secrets", secrets],
+      ["buidl", exampleSpec],
+      ["validate", join(cwd, "none.yaml")],
+    ];
+    for (const args of failures) {
+      const r = await run([...args, "--json"], cwd);
+      expect(r.code, args.join(" ")).not.toBe(EXIT.ok);
+      const json = JSON.parse(r.stdout);
+      expect(json.ok, args.join(" ")).toBe(false);
+      expect(Object.keys(json.error).sort(), args.join(" ")).toEqual(expect.arrayContaining(["code", "message"]));
+      expect(typeof json.error.message, args.join(" ")).toBe("string");
+      expect(Array.isArray(json.diagnostics), args.join(" ")).toBe(true);
+    }
   });
 
   it("init writes a spec for users (schema line, no secret in it), its password file and a .gitignore; it builds clean and never overwrites", async () => {

@@ -73,9 +73,14 @@ describe("f3s-gen diff", () => {
   it("shows a removed client as a removed host and as a removed allow-list entry", async () => {
     const r = await diff(specWith((t) => t.replace(/  - name: r2\n(.*\n){4}/, "")));
     expect(r.code).toBe(EXIT.changes);
-    expect(r.stdout).toMatch(/^host r2: removed \(18 files\)$/m);
+    expect(r.stdout).toMatch(/^host r2: removed \(18 files\); the build writes its decommission tarball \S+\/retired\/r2\.tar\.gz \(f3s-decommission undoes what f3s-gen installed\)$/m);
     expect(r.stdout).toMatch(/^\s+-CN=r2\.lan\.buetow\.org serial/m);
     expect(r.stdout).toMatch(/secrets: would retire client r2/);
+  });
+
+  it("--json lists the hosts whose decommission tarball the build writes", async () => {
+    const r = await diff(specWith((t) => t.replace(/  - name: r2\n(.*\n){4}/, "")), "--json");
+    expect(JSON.parse(r.stdout).retired).toEqual([{ name: "r2", tarball: join(built.outDir, "retired/r2.tar.gz"), new: true }]);
   });
 
   it("never shows the CARP password, old or new", async () => {
@@ -99,9 +104,9 @@ describe("f3s-gen show", () => {
     const r = await cli(["show", "f0", "--out", built.outDir, "--json"]);
     expect(r.code).toBe(EXIT.ok);
     const { files } = JSON.parse(r.stdout);
-    const key = files.find((f: { path: string }) => f.path === "usr/local/etc/stunnel/server-key.pem");
+    const key = files.find((f: { path: string }) => f.path === "/usr/local/etc/stunnel/server-key.pem");
     expect(key).toMatchObject({ mode: "0600", private: true });
-    expect(files.find((f: { path: string }) => f.path === "etc/exports").sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(files.find((f: { path: string }) => f.path === "/etc/exports").sha256).toMatch(/^[0-9a-f]{64}$/);
     const text = await cli(["show", "f0", "--out", built.outDir]);
     expect(text.stdout).toMatch(/^0755 +\d+ [0-9a-f]{64} \/usr\/local\/bin\/carp$/m);
   });

@@ -3,9 +3,10 @@
 // a key-type change said as drift and applied by rotate-ca, and a tunnel through the real stunnel4.
 import { describe, expect, it, afterEach } from "vitest";
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkSpecText } from "../src/spec/index.js";
+import { checkSpecFile, checkSpecText } from "../src/spec/index.js";
 import { openSecrets } from "../src/pki/secrets.js";
 import { rotateCa } from "../src/pki/manage.js";
 import { packageRoot } from "../src/paths.js";
@@ -75,10 +76,14 @@ describe.skipIf(!hasOpenssl)("pki.keyType, checked by openssl", () => {
   });
 
   it("init proposes ECDSA P-256, and the spec it writes is valid", () => {
-    const written = initialSpec(spec, "schema.json", "Abcdefgh23456789");
+    const written = initialSpec(spec, "schema.json", "spec.carp-password");
     expect(written).toMatch(/^ +keyType: ecdsa-p256/m);
     expect(written).not.toMatch(/^ +keyBits:/m);
-    expect(checkSpecText("spec.yaml", written).diagnostics.filter((d) => d.severity === "error")).toEqual([]);
+    // The password is in the file the spec names, beside it.
+    const dir = mkdtempSync(join(tmpdir(), "f3s-init-"));
+    writeFileSync(join(dir, "spec.yaml"), written);
+    writeFileSync(join(dir, "spec.carp-password"), "Abcdefgh23456789\n", { mode: 0o600 });
+    expect(checkSpecFile(join(dir, "spec.yaml"), "spec.yaml", {}).diagnostics.filter((d) => d.severity === "error")).toEqual([]);
   });
 
   it("changing the key type of an existing CA is drift (a warning naming rotate-ca); rotate-ca applies it to every certificate", async () => {

@@ -46,8 +46,8 @@ describe("secrets identity", () => {
     const errors = JSON.parse(r.stdout).diagnostics.filter((d: { severity: string }) => d.severity === "error");
     expect(errors.map((d: { hint: string }) => d.hint)).toEqual(expect.arrayContaining([
       `re-issue it for the new names: f3s-gen pki renew spec.yaml server --secrets ${secrets}`,
-      `restore them from your backup, or issue a new pair: f3s-gen pki renew spec.yaml r1 --secrets ${secrets}`,
-      `restore them from your backup, or issue a new pair: f3s-gen pki renew spec.yaml r2 --secrets ${secrets}`,
+      `restore from your backup, or issue a new pair: f3s-gen pki renew spec.yaml r1 --secrets ${secrets}`,
+      `restore from your backup, or issue a new pair: f3s-gen pki renew spec.yaml r2 --secrets ${secrets}`,
       `re-issue them all at once: f3s-gen pki renew spec.yaml --all --secrets ${secrets}`,
     ]));
     // The hint runs as written, and then the build does.

@@ -9,11 +9,18 @@ export interface Style {
 
 const paint = (on: boolean, code: string, text: string) => (on ? `\x1b[${code}m${text}\x1b[0m` : text);
 
-export function formatDiagnostic(d: Diagnostic, source: string | undefined, style: Style): string {
+/** The spec's text (secrets masked) and the name its diagnostics carry: only those are excerpted. */
+export interface SpecSource {
+  file: string;
+  text: string;
+}
+
+export function formatDiagnostic(d: Diagnostic, source: SpecSource | undefined, style: Style): string {
   const where = d.location ? `${d.location.file}:${d.location.line}:${d.location.col}` : "f3s-gen";
   const label = d.severity === "error" ? paint(style.color, "1;31", "error") : paint(style.color, "1;33", "warning");
   const lines = [d.location ? `${where}: ${label}: ${d.pointer || "/"}: ${d.message}` : `${where}: ${label}: ${d.message}`];
-  const excerpt = source !== undefined && d.location ? excerptAt(source, d.location.line, d.location.col) : undefined;
+  // A finding in a secrets file or in out/ is located there: no line of the spec is quoted for it.
+  const excerpt = source !== undefined && d.location?.file === source.file ? excerptAt(source.text, d.location.line, d.location.col) : undefined;
   if (excerpt) lines.push(...excerpt.map((l) => paint(style.color, "2", l)));
   if (d.hint) lines.push(`  hint: ${d.hint}`);
   return lines.join("\n");
@@ -35,7 +42,7 @@ function excerptAt(source: string, line: number, col: number): string[] | undefi
   return [`${gutter} | ${text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "?")}`, `${" ".repeat(gutter.length)} | ${" ".repeat(Math.max(0, col - 1))}^`];
 }
 
-export function formatDiagnostics(list: readonly Diagnostic[], source: string | undefined, style: Style): string {
+export function formatDiagnostics(list: readonly Diagnostic[], source: SpecSource | undefined, style: Style): string {
   return list.map((d) => formatDiagnostic(d, source, style)).join("\n");
 }
 

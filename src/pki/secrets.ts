@@ -9,6 +9,7 @@ import type { Model } from "../spec/model.js";
 import { issueCa, issueLeaf, type Subject } from "./certs.js";
 import { algorithmOf, describeAlgorithm, generateKeys, generateZfsKey, type GeneratedKey } from "./keys.js";
 import { SecretsTransaction } from "./transaction.js";
+import { EXPIRY_WARNING_DAYS } from "./expiry.js";
 import {
   SecretsError, VerifiedPairs, fail, indexText, loadPair, paths, prepareStore, readChecked, readIndex, removeStaleStaging, throwIfErrors, retiredRecord, retireInto, writeSecretFile,
   type CertTarget, type KeyPair, type SecretsIndex,
@@ -92,7 +93,7 @@ export function daysLeft(cert: X509Certificate, now: Date): number {
   return Math.floor((new Date(cert.validTo).getTime() - now.getTime()) / 86400_000);
 }
 
-export const EXPIRY_WARNING_DAYS = 30;
+export { EXPIRY_WARNING_DAYS };
 
 const nothingToCommit = () => {};
 
@@ -261,9 +262,11 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
       continue;
     }
     collect(diagnostics, () => {
-      if (!existsSync(join(dir, paths.clientCert(c.name))) && !existsSync(join(dir, paths.clientKey(c.name)))) {
+      // A lost certificate or key (or both) is fixed by a new pair: renew says how.
+      const lost = [paths.clientCert(c.name), paths.clientKey(c.name)].filter((rel) => !existsSync(join(dir, rel)));
+      if (lost.length) {
         mismatched.push(c.name);
-        fail(dir, paths.clientCert(c.name), `the certificate of client ${c.name} was issued but its files are missing`, `restore them from your backup, or issue a new pair: f3s-gen pki renew ${spec} ${c.name} --secrets ${dir}`);
+        fail(dir, lost[0]!, `the ${lost.length === 2 ? "certificate and key" : lost[0]!.endsWith("-cert.pem") ? "certificate" : "key"} of client ${c.name} ${lost.length === 2 ? "were" : "was"} issued but ${lost.length === 2 ? "are" : "is"} missing`, `restore from your backup, or issue a new pair: f3s-gen pki renew ${spec} ${c.name} --secrets ${dir}`);
       }
       const loaded = loadPair(dir, paths.clientCert(c.name), paths.clientKey(c.name), ca.cert, verified);
       if (!loaded.cert.subject.split("\n").includes(`CN=${c.fqdn}`)) {

@@ -206,7 +206,19 @@ export function loadPair(dir: string, certRel: string, keyRel: string, ca?: X509
   const digest = VerifiedPairs.digest(ca?.raw ?? Buffer.alloc(0), certBytes, keyBytes);
   if (!verified?.has(digest)) {
     const key = parseKey(dir, keyRel);
-    if (!cert.checkPrivateKey(key)) fail(dir, keyRel, `this key does not belong to ${certRel}`, "restore the matching pair from your backup, or re-issue it with `f3s-gen pki renew`");
+    if (!cert.checkPrivateKey(key)) {
+      // A CA pair cannot be re-issued: every other certificate hangs on this key.
+      const ca = certRel === paths.caCert || certRel === paths.caNextCert;
+      const name = certRel.startsWith("clients/") ? certRel.slice("clients/".length, -"-cert.pem".length) : "server";
+      fail(
+        dir,
+        keyRel,
+        `this key does not belong to ${certRel}`,
+        ca
+          ? `restore ${certRel.split("/")[0]}/ (certificate and key together) from your backup; nothing can be re-issued without the CA's own key`
+          : `restore the matching pair from your backup, or issue a new pair: f3s-gen pki renew <spec> ${name}`,
+      );
+    }
     const signer = ca ?? cert;
     if (!cert.verify(signer.publicKey) || (ca && cert.issuer !== ca.subject) || (ca && !cert.checkIssued(ca))) {
       fail(dir, certRel, ca ? "this certificate was not issued by the CA in ca/ca-cert.pem" : "the CA certificate is not self-signed", "restore the secrets directory from your backup; mixing files from two secrets directories does not work");

@@ -4,6 +4,8 @@ import { error, warning, pointerOf, showValue, type Diagnostic } from "../diag/d
 import { ipv4ToInt, subnetOf, intToIpv4 } from "./net.js";
 import { systemdEscapePath } from "./systemd-escape.js";
 import type { Spec } from "./types.js";
+import { closest } from "./suggest.js";
+import { EXPIRY_WARNING_DAYS } from "../pki/expiry.js";
 
 const within = (path: string, root: string) => path === root || path.startsWith(root + "/");
 
@@ -56,6 +58,17 @@ function checkPki(spec: Spec, out: Diagnostic[]) {
   const { keyType, keyBits } = spec.pki;
   if (keyType && keyType !== "rsa" && keyBits !== undefined) {
     out.push(error("key-bits-not-rsa", "/pki/keyBits", `keyBits ${keyBits} applies to RSA keys only, but keyType is ${keyType}`, `remove keyBits (the curve fixes the size), or write keyType: rsa`));
+  }
+  const days = spec.pki.validityDays;
+  if (days !== undefined && days <= EXPIRY_WARNING_DAYS) {
+    out.push(
+      warning(
+        "short-validity",
+        "/pki/validityDays",
+        `validityDays ${days} is within the ${EXPIRY_WARNING_DAYS}-day expiry warning: every certificate would be "expiring" from the day it is issued, and expire between two deploys`,
+        "use a year or more (the default is 3650) and renew with f3s-gen pki renew",
+      ),
+    );
   }
 }
 
@@ -172,7 +185,12 @@ function checkNfs(spec: Spec, out: Diagnostic[]) {
     out.push(error("port-conflict", "/storage/nfs/tlsPort", `port ${nfs.tlsPort} is ${service}'s own port on the storage nodes`, "pick another free port for stunnel (above 1024, not used by NFS)"));
   }
   if (!replication.datasets.some((d) => d.name === nfs.dataset)) {
-    out.push(error("nfs-not-replicated", "/storage/nfs/dataset", `NFS dataset ${showValue(nfs.dataset)} is not in storage.replication.datasets`, "add it to the replicated datasets, or the standby has nothing to serve after a failover"));
+    // A replicated dataset one typo away from the NFS dataset is the mistake: reported where it is.
+    const near = closest(nfs.dataset, replication.datasets.map((d) => d.name));
+    const at = near === undefined ? -1 : replication.datasets.findIndex((d) => d.name === near);
+    if (at >= 0) {
+      out.push(error("nfs-not-replicated", `/storage/replication/datasets/${at}/name`, `replicated dataset ${showValue(near!)} is not the NFS dataset ${showValue(nfs.dataset)}, which is not replicated`, `did you mean ${showValue(nfs.dataset)}? Otherwise add the NFS dataset to storage.replication.datasets`));
+    } else out.push(error("nfs-not-replicated", "/storage/nfs/dataset", `NFS dataset ${showValue(nfs.dataset)} is not in storage.replication.datasets`, "add it to the replicated datasets, or the standby has nothing to serve after a failover"));
   }
 }
 
