@@ -54,7 +54,10 @@ Usage:
                               everywhere before the next: no client loses its mount (ZFS keys kept);
                               --immediate: all at once (a compromised CA), clients fail until deployed
   f3s-gen completion bash|zsh|fish
-                              a shell completion script, e.g. f3s-gen completion bash > /etc/bash_completion.d/f3s-gen
+                              a shell completion script; install it with one of:
+                                f3s-gen completion bash > /etc/bash_completion.d/f3s-gen
+                                f3s-gen completion zsh > "\${fpath[1]}/_f3s-gen"   (then compinit)
+                                f3s-gen completion fish > ~/.config/fish/completions/f3s-gen.fish
   f3s-gen <command> --help    the usage of one command
   f3s-gen --help | --version
 

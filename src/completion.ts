@@ -27,6 +27,13 @@ _f3s_gen() {
 	fi
 	case $prev in
 	--out | --secrets) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
+	--cat)
+		# The paths in that host's tarball (show lists them last on each line), not host names.
+		local out=out i
+		for ((i = 1; i < COMP_CWORD; i++)); do [ "\${COMP_WORDS[i]}" = --out ] && out=\${COMP_WORDS[i+1]}; done
+		mapfile -t COMPREPLY < <(compgen -W "$(f3s-gen show "\${COMP_WORDS[2]}" --out "$out" 2>/dev/null | awk '{print $NF}')" -- "$cur")
+		return
+		;;
 	esac
 	case $cmd in
 ${cases}
@@ -76,7 +83,10 @@ function fish(): string {
     `complete -c f3s-gen -f -n "__fish_seen_subcommand_from pki" -a "${PKI.join(" ")}"`,
     `complete -c f3s-gen -f -n "__fish_seen_subcommand_from completion" -a "bash zsh fish"`,
   ];
-  for (const [c, opts] of Object.entries(OPTIONS)) for (const o of opts) lines.push(`complete -c f3s-gen -n "__fish_seen_subcommand_from ${c}" -l ${o.slice(2)}`);
+  for (const [c, opts] of Object.entries(OPTIONS)) for (const o of opts) if (!(c === "show" && o === "--cat")) lines.push(`complete -c f3s-gen -n "__fish_seen_subcommand_from ${c}" -l ${o.slice(2)}`);
+  // show: the hosts with a tarball in out/; --cat: the paths in that host's tarball.
+  lines.push(`complete -c f3s-gen -f -n "__fish_seen_subcommand_from show; and test (count (commandline -opc)) -eq 2" -a '(basename -s .tar.gz out/*.tar.gz 2>/dev/null)'`);
+  lines.push(`complete -c f3s-gen -f -n "__fish_seen_subcommand_from show" -l cat -r -a '(f3s-gen show (commandline -opc)[3] 2>/dev/null | string match -r "\\S+\\$")'`);
   return lines.join("\n") + "\n";
 }
 

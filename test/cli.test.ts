@@ -203,7 +203,7 @@ describe("the README, as a new user follows it", () => {
   it("builds the example with the quickstart's own command, then the user's own cluster in the same directory, without an error", async () => {
     const readme = readFileSync(join(packageRoot, "README.md"), "utf8");
     const quickstart = /^npm ci && npx f3s-gen (build .*)$/m.exec(readme)![1]!.split(" ");
-    const own = [...readme.matchAll(/^npx f3s-gen ((?:init|validate|build) my-cluster\.yaml)/gm)].map((m) => m[1]!.split(" "));
+    const own = [...readme.matchAll(/^f3s-gen ((?:init|validate|build) my-cluster\.yaml)/gm)].map((m) => m[1]!.split(" "));
     expect(own.map((a) => a[0])).toEqual(["init", "validate", "build"]);
     const cwd = tempDir();
     cpSync(join(packageRoot, "examples"), join(cwd, "examples"), { recursive: true });
