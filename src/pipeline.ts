@@ -4,7 +4,9 @@ import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { checkSpecFile, type CheckedSpec } from "./spec/index.js";
 import type { Model } from "./spec/model.js";
 import { openSecrets, type Secrets } from "./pki/secrets.js";
-import { loadTemplates, renderAll, renderHost, type HostFiles } from "./render/engine.js";
+import { loadTemplates, overrideProblems, renderAll, renderHost, type HostFiles } from "./render/engine.js";
+import { locate } from "./diag/locate.js";
+import { sortDiagnostics } from "./diag/format.js";
 import { renderDecommission, retiredHosts, RETIRED_DIR, type RetiredHost } from "./render/retired.js";
 import { packageRoot, templatesDir } from "./paths.js";
 import { tarGz } from "./pack/tarball.js";
@@ -108,6 +110,12 @@ export async function packHosts(model: Model, secrets: Secrets, sink: (name: str
   return summaries;
 }
 
+/** The spec's overrides that do not fit what this version generates, located at their lines (none: []). */
+function overridesThatFail(checked: CheckedSpec & { model: Model }, secrets?: Secrets): Diagnostic[] {
+  if (!checked.model.overrides.length || !secrets) return [];
+  return sortDiagnostics(locate(checked.loaded.sourceMap, overrideProblems(checked.model, secrets, loadTemplates(templatesDir))));
+}
+
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const checked = checkSpecFile(opts.specPath, opts.specName, opts.env);
   const diagnostics = [...checked.diagnostics];
@@ -125,6 +133,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const changed = changedZfsKeys(opts.outDir, KEYS_TARBALL, keys);
     if (changed.length) return { checked, diagnostics: [...diagnostics, ...changed], secretChanges: opened.changes };
   }
+  const overrides = overridesThatFail(checked as CheckedSpec & { model: Model }, opened.secrets);
+  if (overrides.length) return { checked, diagnostics: [...diagnostics, ...overrides], secretChanges: opened.changes };
   // Key generation, rendering and packing all happen before anything is recorded: new secrets
   // are committed and out/ replaced only at the end, so a build killed or failing before that
   // changes nothing (the staging directory is dropped by the next run).
@@ -173,6 +183,8 @@ export async function plan(opts: Omit<BuildOptions, "outDir" | "beforeSwap">): P
   const opened = await openSecrets(opts.secretsDir, checked.model, { now: opts.now, onProgress: opts.onProgress, specName: opts.specName ?? opts.specPath });
   diagnostics.push(...opened.diagnostics);
   if (!opened.secrets || hasErrors(opened.diagnostics)) return { checked, diagnostics, secretChanges: opened.changes };
+  const overrides = overridesThatFail(checked as CheckedSpec & { model: Model }, opened.secrets);
+  if (overrides.length) return { checked, diagnostics: [...diagnostics, ...overrides], secretChanges: opened.changes };
   const hosts = new Map<string, { path: string; mode: number; content: Buffer }[]>();
   for (const h of renderHosts(checked.model, opened.secrets)) hosts.set(h.host.name, h.files);
   hosts.set(KEYS_NAME, keyBundleEntries(checked.model, opened.secrets));

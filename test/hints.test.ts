@@ -3,19 +3,14 @@
 import { describe, expect, it } from "vitest";
 import { copyFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runMain, EXIT, type Io } from "../src/cli.js";
+import { EXIT } from "../src/cli.js";
 import { checkSpecText } from "../src/spec/index.js";
-import { fixturesDir, privateSecrets, tempDir } from "./support.js";
+import { fixturesDir, privateSecrets, tempDir, runCli } from "./support.js";
 
 const spec = join(fixturesDir, "valid/example/spec.yaml");
 const example = readFileSync(spec, "utf8");
 
-async function cli(args: string[], cwd = tempDir()) {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), isTTY: false, env: {}, cwd, now: () => new Date() };
-  return { code: await runMain(args, io), stdout, stderr };
-}
+const cli = runCli;
 
 describe("secrets problems point at the fix that works", () => {
   it("an error in a secrets file quotes no line of the spec", async () => {

@@ -3,7 +3,7 @@
 // in a directory of the user's, and each shell's completion loaded from the installed command.
 import { describe, expect, it, beforeAll } from "vitest";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../src/paths.js";
 import { fixturesDir, privateSecrets, tempDir } from "./support.js";
@@ -40,6 +40,15 @@ describe("f3s-gen installed as the README says", () => {
     expect(readdirSync(join(dir, "out")).filter((n) => n.endsWith(".tar.gz")).length).toBeGreaterThan(3);
     expect(existsSync(join(dir, "my-cluster.carp-password"))).toBe(true);
     expect(readFileSync(join(env.HOME!, "f3s-gen.bash"), "utf8")).toContain("complete -F _f3s_gen f3s-gen");
+    // Then the README's override example on one host (and a role), with its file beside the spec.
+    const overrides = /## Overrides[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
+    mkdirSync(join(dir, "files"));
+    writeFileSync(join(dir, "files/hello.sh"), "#!/bin/sh\necho hello\n");
+    writeFileSync(join(dir, "my-cluster.yaml"), readFileSync(join(dir, "my-cluster.yaml"), "utf8") + "\n" + overrides);
+    const rebuilt = sh("bash", "f3s-gen build my-cluster.yaml --quiet && f3s-gen show r0 && f3s-gen show f0 --cat /usr/local/etc/stunnel/stunnel.conf", dir);
+    expect(rebuilt.status, rebuilt.stderr).toBe(0);
+    expect(rebuilt.stdout).toMatch(/ \/usr\/local\/bin\/hello$/m);
+    expect(rebuilt.stdout).toContain("ciphersuites = TLS_AES_256_GCM_SHA384");
   }, 300_000);
 
   describe("completion, per shell, against the installed command", () => {

@@ -116,3 +116,12 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** The CLI in this process (runMain), as a user runs it from `cwd`: exit code and what it printed. */
+export async function runCli(args: string[], cwd = tempDir()): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { runMain } = await import("../src/cli.js");
+  let stdout = "";
+  let stderr = "";
+  const code = await runMain(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), isTTY: false, env: {}, cwd, now: () => new Date() });
+  return { code, stdout, stderr };
+}

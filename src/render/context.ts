@@ -1,5 +1,6 @@
 // What a template sees for one host: the model, the host itself, role-specific derived values and
 // only the secrets this host's tarball needs (never the CA key).
+import { dropInsOf } from "./overrides.js";
 import { seconds, type Client, type HostRef, type Model, type StorageNode } from "../spec/model.js";
 import { compareStrings } from "../order.js";
 import type { Secrets } from "../pki/secrets.js";
@@ -38,6 +39,8 @@ export interface HostContext {
   stateDir: string;
   /** A release's own activation script, relative to the release's directory. */
   activationScript: string;
+  /** systemd drop-ins from the spec's overrides (relative paths): activation reloads systemd when they change. */
+  dropIns: string[];
   storage?: StorageView;
   client?: Client;
   tls: {
@@ -54,7 +57,7 @@ export interface HostContext {
 
 export function hostContext(model: Model, host: HostRef, secrets: Secrets): HostContext {
   const family = familyOf(host.role);
-  const base = { model, family, stateDir: "/" + stateDirOf(family), activationScript: ACTIVATION_SCRIPT, tls: { trustedCas: secrets.trust.map((pem) => (pem.endsWith("\n") ? pem : pem + "\n")).join("") } };
+  const base = { model, family, stateDir: "/" + stateDirOf(family), activationScript: ACTIVATION_SCRIPT, dropIns: dropInsOf(model, host), tls: { trustedCas: secrets.trust.map((pem) => (pem.endsWith("\n") ? pem : pem + "\n")).join("") } };
   if (host.role === "storage") {
     const node = model.storageNodes.find((n) => n.name === host.name)!;
     const peer = model.storageNodes.find((n) => n.name !== host.name)!;

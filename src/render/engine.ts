@@ -6,6 +6,8 @@ import type { Model, HostRef } from "../spec/model.js";
 import type { Secrets } from "../pki/secrets.js";
 import { artifacts, MANIFEST_PATH, MANIFEST_TEMPLATE, PUBLIC, UNHASHED_FILES, type Artifact } from "./artifacts.js";
 import { hostContext, type HostContext } from "./context.js";
+import { applyOverrides } from "./overrides.js";
+import type { Diagnostic } from "../diag/diagnostic.js";
 import { registerHelpers } from "./helpers.js";
 import { COMPILE_OPTIONS, readTemplateSources, templatesHash } from "./sources.js";
 import { handlebarsRuntime, precompiledTemplates } from "../precompiled.js";
@@ -83,9 +85,18 @@ export function manifestMac(secrets: Secrets, content: Buffer): string {
   return "mac:" + createHmac("sha256", key).update(content).digest("hex");
 }
 
+/** What a host's overrides would do wrong (patches that no longer apply, ...), before anything is written. */
+export function overrideProblems(model: Model, secrets: Secrets, templates: TemplateSet): Diagnostic[] {
+  if (!model.overrides.length) return [];
+  return model.hosts.flatMap((h) => applyOverrides(model, h, artifacts.flatMap((a) => artifactFiles(a, hostContext(model, h, secrets), templates))).problems);
+}
+
 export function renderHost(model: Model, host: HostRef, secrets: Secrets, templates: TemplateSet): HostFiles {
   const ctx = hostContext(model, host, secrets);
-  const files = artifacts.flatMap((a) => artifactFiles(a, ctx, templates));
+  const applied = applyOverrides(model, host, artifacts.flatMap((a) => artifactFiles(a, ctx, templates)));
+  // The pipeline reports these (overrideProblems) before it renders for real.
+  if (applied.problems.length) throw new Error(`overrides of ${host.name} do not apply: ${applied.problems[0]!.message}`);
+  const files = applied.files;
   const seen = new Set<string>();
   for (const f of files) {
     if (seen.has(f.path)) throw new Error(`two artifacts of ${host.name} land at ${f.path}`);

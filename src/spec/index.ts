@@ -9,6 +9,7 @@ import { checkSchema } from "./schema-check.js";
 import { checkSemantics } from "./semantic.js";
 import { pointAtSource, resolvePassword, type PasswordContext } from "./password-source.js";
 import { toModel, type Model } from "./model.js";
+import { readOverrides, type Override } from "./overrides.js";
 import type { Spec } from "./types.js";
 
 export interface CheckedSpec {
@@ -42,7 +43,14 @@ export function checkLoaded(loaded: LoadedSpec, ctx: PasswordContext = { env: pr
     message: maskText(d.message, loaded.secrets),
     ...(d.hint === undefined ? {} : { hint: maskText(d.hint, loaded.secrets) }),
   }));
-  const model = hasErrors(diagnostics) ? undefined : toModel(loaded.data as Spec);
+  // Overrides read their sources beside the spec: only once the spec itself is sound.
+  let overrides: Override[] = [];
+  if (!hasErrors(diagnostics) && isObject(loaded.data)) {
+    const found: Diagnostic[] = [];
+    overrides = readOverrides(loaded.data as unknown as Spec, ctx.specPath, found);
+    diagnostics = [...diagnostics, ...sortDiagnostics(locate(loaded.sourceMap, found))];
+  }
+  const model = hasErrors(diagnostics) ? undefined : toModel(loaded.data as Spec, overrides);
   return { loaded, diagnostics, model };
 }
 

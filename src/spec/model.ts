@@ -4,6 +4,7 @@ import { parsePrefix } from "./net.js";
 import { defaultJobName } from "./semantic.js";
 import { systemdEscapePath } from "./systemd-escape.js";
 import type { KeyAlgorithm } from "../pki/keys.js";
+import type { Override } from "./overrides.js";
 import type { Spec } from "./types.js";
 import { compareStrings } from "../order.js";
 
@@ -190,6 +191,8 @@ export interface Model {
     nfsKeyFile: string;
   };
   failback: { enabled: boolean; logFile: string };
+  /** The user's extra files and patches (spec overrides), read and checked with the spec. */
+  overrides: Override[];
   monitoring: {
     storageTextfileDirectory: string;
     clientTextfileDirectory: string;
@@ -234,7 +237,7 @@ function keyAlgorithm(pki: Spec["pki"]): KeyAlgorithm {
   return type === "rsa" ? { type, bits: pki.keyBits ?? 4096 } : { type };
 }
 
-export function toModel(spec: Spec): Model {
+export function toModel(spec: Spec, overrides: Override[] = []): Model {
   const fqdn = (name: string) => `${name}.${spec.domain}`;
   const node = (n: Spec["storage"]["nodes"][number]): StorageNode => {
     const { address, prefix } = parsePrefix(n.address);
@@ -304,6 +307,7 @@ export function toModel(spec: Spec): Model {
     .sort((a, b) => compareStrings(a.fileName, b.fileName));
 
   return {
+    overrides,
     domain: spec.domain,
     pki: {
       organization: spec.pki.organization,

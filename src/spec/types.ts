@@ -37,6 +37,12 @@ export interface Spec {
     kubeconfig?: string;
     sshHost?: string;
   }[];
+  overrides?: {
+    hosts?: string[];
+    roles?: ("storage" | "client" | "member")[];
+    files?: { path: string; mode?: string; content?: string; source?: string }[];
+    patches?: { path: string; find: string; replace: string }[];
+  }[];
   monitoring?: { storageTextfileDirectory?: string; clientTextfileDirectory?: string; maxReplicationLag?: string };
   members?: { name: string; sshHost?: string }[];
 }
