@@ -100,8 +100,22 @@ function commandHelp(command: string): string | undefined {
     if (/^ {2}-/.test(l)) keep = flags.some((f) => l.trimStart().startsWith(f + " ") || l.trim() === f);
     return keep;
   });
-  return ["Usage:", ...lines.slice(start, end), "", ...(relevant.length > 1 ? [...relevant, ""] : []), lines.find((l) => l.startsWith("Exit codes:"))!, ""].join("\n");
+  const examples = EXAMPLES[command];
+  // Only the exit codes this command can end with.
+  const codes = command === "diff" ? "Exit codes: 0 no changes, 3 changes, 1 invalid spec or secrets, 2 usage error." : "Exit codes: 0 success, 1 invalid spec or secrets (or a file in the way), 2 usage error.";
+  return ["Usage:", ...lines.slice(start, end), "", ...(relevant.length > 1 ? [...relevant, ""] : []), ...(examples ? ["Examples:", ...examples.map((e) => `  ${e}`), ""] : []), codes, ""].join("\n");
 }
+
+/** A few lines per command that run as written (in a directory with cluster.yaml), for --help. */
+const EXAMPLES: Record<string, string[]> = {
+  build: ["f3s-gen build cluster.yaml                # out/ and secrets/ beside the spec", "f3s-gen build cluster.yaml --json | jq '.hosts[] | {name, changed}'"],
+  validate: ["f3s-gen validate cluster.yaml", "f3s-gen validate cluster.yaml --strict     # warnings fail too (CI)"],
+  diff: ["f3s-gen diff cluster.yaml                 # before a rollout: what changes, per host and file"],
+  show: ["f3s-gen show r0                           # the files of out/r0.tar.gz", "f3s-gen show f0 --cat /etc/exports"],
+  init: ["f3s-gen init cluster.yaml                 # plus cluster.carp-password and .gitignore"],
+  pki: ["f3s-gen pki status", "f3s-gen pki renew cluster.yaml r0 --dry-run", "f3s-gen pki revoke cluster.yaml r1", "f3s-gen pki rotate-ca cluster.yaml         # three times, a rollout after each"],
+  completion: ["f3s-gen completion bash > /etc/bash_completion.d/f3s-gen"],
+};
 
 export interface Io {
   stdout: (s: string) => void;
@@ -218,7 +232,7 @@ function unexpected(e: unknown, argv: string[], io: Io): number {
 }
 
 /**
- * With --json, every failure of every command is one shape on stdout (README, `--json`):
+ * With --json, every failure of every command is one shape on stdout (docs/commands.md, `--json`):
  * { ok: false, error: { code, message, operation? }, diagnostics: [Diagnostic] }, plus what the
  * command's own output has (e.g. build's hosts: []). Success is { ok: true, ... }.
  */

@@ -31,8 +31,8 @@ export function initialSpec(example: string, schemaPath: string, passwordFile: s
   const header = [
     `# yaml-language-server: $schema=${schemaPath}`,
     "# An f3s-gen cluster spec, written by `f3s-gen init`. Replace the example cluster's names and",
-    "# addresses with yours; every key is described in the schema above and in the README's spec",
-    "# reference. Then:",
+    "# addresses with yours; every key is described in the schema above and in f3s-gen's",
+    "# docs/spec-reference.md. Then:",
     "#   f3s-gen validate <this file>   every mistake with its line, column and what to do",
     "#   f3s-gen build <this file>      one tarball per host in out/, the secrets in secrets/",
     `# The CARP password was generated into ${passwordFile} (0600, listed in .gitignore): this file`,

@@ -248,6 +248,22 @@ describe("help, completion and the smaller points", () => {
     }
   });
 
+  it("each command's --help has examples; the read-only ones run as written in a directory with cluster.yaml", async () => {
+    const cwd = tempDir();
+    cpSync(exampleSpec, join(cwd, "cluster.yaml"));
+    cpSync(privateSecrets("example"), join(cwd, "secrets"), { recursive: true });
+    expect((await run(["build", "cluster.yaml", "--quiet"], cwd)).code).toBe(EXIT.ok);
+    for (const command of ["build", "validate", "diff", "show", "init", "pki", "completion"]) {
+      const help = (await run([command, "--help"])).stdout;
+      const examples = help.slice(help.indexOf("Examples:\n") + 10, help.indexOf("\nExit codes:")).trim().split("\n").map((l) => l.trim().replace(/ +#.*$/, ""));
+      expect(help, command).toContain("Examples:");
+      for (const example of examples.filter((e) => /^f3s-gen (validate|diff|show|pki status)\b/.test(e) && !e.includes("|") && !e.includes("--strict"))) {
+        const r = await run(example.split(" ").slice(1), cwd);
+        expect([EXIT.ok, EXIT.changes], `${example}: ${r.stderr}`).toContain(r.code);
+      }
+    }
+  });
+
   it("completion of anything else is a usage error", async () => {
     expect((await run(["completion", "tcsh"])).code).toBe(EXIT.usage);
   });

@@ -40,8 +40,8 @@ describe("f3s-gen installed as the README says", () => {
     expect(readdirSync(join(dir, "out")).filter((n) => n.endsWith(".tar.gz")).length).toBeGreaterThan(3);
     expect(existsSync(join(dir, "my-cluster.carp-password"))).toBe(true);
     expect(readFileSync(join(env.HOME!, "f3s-gen.bash"), "utf8")).toContain("complete -F _f3s_gen f3s-gen");
-    // Then the README's override example on one host (and a role), with its file beside the spec.
-    const overrides = /## Overrides[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
+    // Then the override example of docs/overrides.md on one host (and a role), with its file beside the spec.
+    const overrides = /```yaml\n([\s\S]*?)```/.exec(readFileSync(join(packageRoot, "docs/overrides.md"), "utf8"))![1]!;
     mkdirSync(join(dir, "files"));
     writeFileSync(join(dir, "files/hello.sh"), "#!/bin/sh\necho hello\n");
     writeFileSync(join(dir, "my-cluster.yaml"), readFileSync(join(dir, "my-cluster.yaml"), "utf8") + "\n" + overrides);

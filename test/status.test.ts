@@ -233,7 +233,7 @@ describe.skipIf(!ready)("metrics for node_exporter's textfile collector", () => 
     const r = spawnSync("promtool", ["check", "rules", join(packageRoot, "examples/f3s-alerts.yml")], { encoding: "utf8" });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/SUCCESS: 9 rules found/);
-    const readme = readFileSync(join(packageRoot, "README.md"), "utf8");
+    const readme = readFileSync(join(packageRoot, "docs/health-and-metrics.md"), "utf8");
     expect(readme).toContain(readFileSync(join(packageRoot, "examples/f3s-alerts.yml"), "utf8").split("\n").find((l) => l.includes("F3sNotExactlyOneMaster"))!.trim());
   });
 

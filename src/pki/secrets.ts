@@ -209,7 +209,7 @@ function pkiDrift(model: Model, ca: X509Certificate, specName: string): Diagnost
   const validity = Math.round((new Date(ca.validTo).getTime() - new Date(ca.validFrom).getTime()) / 86400_000);
   if (validity !== model.pki.validityDays) drift.push(`validity ${validity} -> ${model.pki.validityDays} days`);
   if (!drift.length) return [];
-  return [warning("pki-drift", "/pki", `the spec's pki settings differ from the existing CA (${drift.join(", ")}); they apply only to a new CA`, `to apply them: f3s-gen pki rotate-ca ${specName} (re-issues every certificate; README: Rolling the CA)`)];
+  return [warning("pki-drift", "/pki", `the spec's pki settings differ from the existing CA (${drift.join(", ")}); they apply only to a new CA`, `to apply them: f3s-gen pki rotate-ca ${specName} (re-issues every certificate; docs/pki.md: Rolling the CA)`)];
 }
 
 async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promise<OpenResult> {
@@ -223,7 +223,7 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
       dir,
       paths.index,
       `this secrets directory belongs to the cluster ${index.cluster.domain} (CA "${index.cluster.ca}"), not to ${model.domain}`,
-      `for a new cluster, give it its own: f3s-gen build ${spec} --secrets <new directory>. Moving an existing cluster to a new domain renames its ZFS key files (<fqdn>:<key>.key): see README, Secrets`,
+      `for a new cluster, give it its own: f3s-gen build ${spec} --secrets <new directory>. Moving an existing cluster to a new domain renames its ZFS key files (<fqdn>:<key>.key): see docs/pki.md, Secrets`,
     );
   }
 
@@ -231,7 +231,7 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
   const ca = loadPair(dir, paths.caCert, paths.caKey, undefined, verified);
   const rotation = loadRotation(dir, index, model, verified);
   if (!ca.cert.ca) fail(dir, paths.caCert, "this certificate is not a CA (basicConstraints CA:FALSE)", "restore ca/ca-cert.pem from your backup");
-  if (daysLeft(ca.cert, opts.now) < 0) fail(dir, paths.caCert, `the CA expired on ${ca.cert.validTo}`, "roll the CA: see 'Rolling the CA' in the README");
+  if (daysLeft(ca.cert, opts.now) < 0) fail(dir, paths.caCert, `the CA expired on ${ca.cert.validTo}`, "roll the CA: see 'Rolling the CA' in docs/pki.md");
 
   const mismatched: string[] = [];
   const server = loadPair(dir, paths.serverCert, paths.serverKey, ca.cert, verified);
@@ -304,7 +304,7 @@ async function reuseSecrets(dir: string, model: Model, opts: OpenOptions): Promi
 
   for (const [name, cert] of certs) {
     const left = daysLeft(cert, opts.now);
-    const hint = name === "CA" ? "roll the CA: `f3s-gen pki rotate-ca <spec>` (README)" : `run \`f3s-gen pki renew <spec> ${name}\``;
+    const hint = name === "CA" ? "roll the CA: `f3s-gen pki rotate-ca <spec>` (docs/pki.md)" : `run \`f3s-gen pki renew <spec> ${name}\``;
     // An expired leaf would be deployed and refused by the other end of the tunnel: an error, with the fix.
     if (left < 0) diagnostics.push({ ...error("cert-expired", "", `the ${name} certificate expired on ${cert.validTo}`, hint), location: { file: join(dir, name === "server" ? paths.serverCert : paths.clientCert(name)), line: 1, col: 1 } });
     else if (left < EXPIRY_WARNING_DAYS) diagnostics.push(warning("cert-expiring", "", `the ${name} certificate expires in ${left} day(s), on ${cert.validTo}`, hint));

@@ -279,7 +279,7 @@ export function toModel(spec: Spec, overrides: Override[] = []): Model {
     restartStuckPods: c.restartStuckPods ?? false,
     redirectNfsPort: c.redirectNfsPort ?? false,
     kubernetesNodeName: c.kubernetesNodeName ?? c.name,
-    // Only k3s servers have this file; agents need one named in the spec (README).
+    // Only k3s servers have this file; agents need one named in the spec (docs/failover-and-boot.md).
     kubeconfig: c.kubeconfig ?? "/etc/rancher/k3s/k3s.yaml",
     certFile: `/etc/stunnel/${c.name}-stunnel.pem`,
     sshHost: c.sshHost ?? fqdn(c.name),

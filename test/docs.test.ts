@@ -1,0 +1,54 @@
+// The docs: a README short enough to read in ten minutes that links every page of docs/, links that
+// lead somewhere (files and #anchors), and a spec reference generated from the schema and current.
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { packageRoot } from "../src/paths.js";
+
+const read = (rel: string) => readFileSync(join(packageRoot, rel), "utf8");
+const pages = readdirSync(join(packageRoot, "docs")).filter((n) => n.endsWith(".md")).sort();
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+const anchor = (heading: string) => heading.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, "").replace(/ /g, "-");
+
+function headingsOf(text: string): Set<string> {
+  const out = new Set<string>();
+  let inCode = false;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("```")) inCode = !inCode;
+    else if (!inCode && /^#{1,6} /.test(line)) out.add(anchor(line.replace(/^#+ /, "")));
+  }
+  return out;
+}
+
+describe("the docs", () => {
+  it("the README reads in ten minutes (at most 2,300 words) and links every page of docs/", () => {
+    const readme = read("README.md");
+    expect(readme.split(/\s+/).filter(Boolean).length).toBeLessThanOrEqual(2300);
+    for (const page of pages) expect(readme, page).toContain(`](docs/${page})`);
+  });
+
+  it("every relative link in the README and docs/ leads to a file, and its #anchor to a heading there", () => {
+    for (const file of ["README.md", ...pages.map((p) => `docs/${p}`)]) {
+      const text = read(file);
+      // Links in the prose, not in code (a pattern like [a-z](x) is not a link).
+      const prose = text.replace(/```[\s\S]*?```/g, "").replace(/`[^`\n]*`/g, "");
+      for (const m of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = m[1]!;
+        if (/^[a-z]+:/.test(target)) continue;
+        const [path, hash] = target.split("#");
+        const abs = path ? resolve(dirname(join(packageRoot, file)), path) : join(packageRoot, file);
+        expect(existsSync(abs), `${file}: ${target}`).toBe(true);
+        if (hash && abs.endsWith(".md")) expect(headingsOf(readFileSync(abs, "utf8")).has(hash), `${file}: ${target}`).toBe(true);
+      }
+    }
+  });
+
+  it("docs/spec-reference.md is generated from the schema, lists every key, and is current", () => {
+    const r = spawnSync(process.execPath, [join(packageRoot, "scripts/spec-reference.mjs"), "--check"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const reference = read("docs/spec-reference.md");
+    for (const key of ["storage.vip.passwordFile", "clients[].kubeconfig", "overrides[].patches[].find", "storage.encryption.keyDirectory"]) expect(reference).toContain(`\`${key}\``);
+  });
+});
