@@ -1,6 +1,6 @@
 // Arguments in, exit code out: the only module that prints or exits.
 // Exit codes: 0 success, 1 invalid input (spec or secrets), 2 usage error.
-import { appendFileSync, existsSync, lstatSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, lstatSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { diagnosticToJson, formatDiagnostics, type SpecSource } from "./diag/format.js";
@@ -11,7 +11,7 @@ import { RETIRED_DIR, retiredHosts } from "./render/retired.js";
 import { KEYS_NAME, build, plan } from "./pipeline.js";
 import { examplesDir, packageRoot, schemaPath } from "./paths.js";
 import { OutputError } from "./pack/output.js";
-import { FileProblem } from "./fs-safe.js";
+import { FileProblem, realPathOf } from "./fs-safe.js";
 import { LockError, withLocks } from "./lock.js";
 import type { ReissueTarget } from "./pki/manage.js";
 // diff, show and pki are loaded by their commands only: a build should not pay for them.
@@ -106,14 +106,17 @@ function commandHelp(command: string): string | undefined {
   return ["Usage:", ...lines.slice(start, end), "", ...(relevant.length > 1 ? [...relevant, ""] : []), ...(examples ? ["Examples:", ...examples.map((e) => `  ${e}`), ""] : []), codes, ""].join("\n");
 }
 
-/** A few lines per command that run as written (in a directory with cluster.yaml), for --help. */
+/**
+ * A few lines per command for --help, run as written in a directory with cluster.yaml once the
+ * placeholders <storage-node>, <client> and <host> are names from that spec (the test does so).
+ */
 const EXAMPLES: Record<string, string[]> = {
   build: ["f3s-gen build cluster.yaml                # out/ and secrets/ beside the spec", "f3s-gen build cluster.yaml --json | jq '.hosts[] | {name, changed}'"],
   validate: ["f3s-gen validate cluster.yaml", "f3s-gen validate cluster.yaml --strict     # warnings fail too (CI)"],
   diff: ["f3s-gen diff cluster.yaml                 # before a rollout: what changes, per host and file"],
-  show: ["f3s-gen show r0                           # the files of out/r0.tar.gz", "f3s-gen show f0 --cat /etc/exports"],
+  show: ["f3s-gen show <host>                       # the files of out/<host>.tar.gz", "f3s-gen show <storage-node> --cat /etc/exports"],
   init: ["f3s-gen init cluster.yaml                 # plus cluster.carp-password and .gitignore"],
-  pki: ["f3s-gen pki status", "f3s-gen pki renew cluster.yaml r0 --dry-run", "f3s-gen pki revoke cluster.yaml r1", "f3s-gen pki rotate-ca cluster.yaml         # three times, a rollout after each"],
+  pki: ["f3s-gen pki status", "f3s-gen pki renew cluster.yaml <client> --dry-run", "f3s-gen pki revoke cluster.yaml <client>", "f3s-gen pki rotate-ca cluster.yaml         # three times, a rollout after each"],
   completion: ["f3s-gen completion bash > /etc/bash_completion.d/f3s-gen"],
 };
 
@@ -441,12 +444,8 @@ function secretsDirOf(p: Parsed, io: Io, spec?: { path: string }): string {
   const given = p.flags.get("--secrets") as string | undefined;
   const dir = given !== undefined ? resolve(io.cwd, given) : resolve(spec ? dirname(spec.path) : io.cwd, "secrets");
   // By its real path: the same directory named through a link is the same directory (its lock,
-  // its checks), and a link is not followed anew at every step.
-  try {
-    return realpathSync(dir);
-  } catch {
-    return dir; // not made yet (the first build makes it)
-  }
+  // its checks), and a link is not followed anew at every step; not made yet, its parent's.
+  return realPathOf(dir);
 }
 
 /**

@@ -2,7 +2,8 @@
 // by name first and opened after (a rename between the two would swap what is read). The open
 // does not follow a final symbolic link (unless asked) and does not wait on a FIFO; fstat on the
 // open descriptor says what it really is; at most `maxBytes` are read, whatever the file claims.
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync, realpathSync, type Stats } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 
 /** A file that is not what f3s-gen expects there: the user's to fix, with the file named (never "a bug"). */
 export class FileProblem extends Error {
@@ -94,4 +95,12 @@ export function writingTo<T>(path: string, write: () => T): T {
     else if (err && typeof err === "object" && err.code === "ENOSPC") err.path = path; // the file meant, not a temporary name
     throw e;
   }
+}
+
+/** The real path of `p`, or of its nearest existing ancestor with the rest appended (p may not exist yet). */
+export function realPathOf(p: string): string {
+  const abs = resolve(p);
+  if (existsSync(abs)) return realpathSync(abs);
+  const parent = dirname(abs);
+  return parent === abs ? abs : join(realPathOf(parent), basename(abs));
 }

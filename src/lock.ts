@@ -15,9 +15,9 @@
 // the directory, so there is nothing to exclude: the command runs without a lock (and fails, naming
 // the file, only if it really has something to write).
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, linkSync, openSync, realpathSync, rmSync, writeSync, constants } from "node:fs";
-import { basename, dirname, join, relative, resolve } from "node:path";
-import { UnsafeFileError, readSafely, writingTo } from "./fs-safe.js";
+import { closeSync, existsSync, linkSync, openSync, rmSync, writeSync, constants } from "node:fs";
+import { basename, dirname, join, relative } from "node:path";
+import { UnsafeFileError, readSafely, realPathOf, writingTo } from "./fs-safe.js";
 
 export class LockError extends Error {}
 
@@ -109,20 +109,12 @@ function tryLock(file: string, me: string, seenGarbled: Map<string, number>): bo
   return false;
 }
 
-/** The real path of `dir`, or of its nearest existing ancestor with the rest appended. */
-function realDir(dir: string): string {
-  const abs = resolve(dir);
-  let existing = abs;
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-  return join(realpathSync(existing), relative(existing, abs));
-}
-
 /**
  * `<dir>.lock` beside the directory (by its real path); while its parent does not exist yet (a first
  * build creates it), a hidden file in the nearest ancestor that does, named after the rest of the path.
  */
 export function lockFile(dir: string): string {
-  const real = realDir(dir);
+  const real = realPathOf(dir);
   if (existsSync(dirname(real))) return `${real}.lock`;
   let ancestor = dirname(real);
   while (!existsSync(ancestor) && dirname(ancestor) !== ancestor) ancestor = dirname(ancestor);

@@ -258,7 +258,8 @@ describe("help, completion and the smaller points", () => {
       const examples = help.slice(help.indexOf("Examples:\n") + 10, help.indexOf("\nExit codes:")).trim().split("\n").map((l) => l.trim().replace(/ +#.*$/, ""));
       expect(help, command).toContain("Examples:");
       for (const example of examples.filter((e) => /^f3s-gen (validate|diff|show|pki status)\b/.test(e) && !e.includes("|") && !e.includes("--strict"))) {
-        const r = await run(example.split(" ").slice(1), cwd);
+        const named = example.replace("<storage-node>", "f0").replace("<client>", "r0").replace("<host>", "r1");
+        const r = await run(named.split(" ").slice(1), cwd);
         expect([EXIT.ok, EXIT.changes], `${example}: ${r.stderr}`).toContain(r.code);
       }
     }

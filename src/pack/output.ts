@@ -1,8 +1,8 @@
 // Writes out/ as a whole or not at all: files go to a sibling staging directory that replaces out/
 // by rename. A failed or interrupted build leaves the previous output exactly as it was.
-import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync, statSync } from "node:fs";
-import { basename, dirname, join, resolve, sep } from "node:path";
-import { writingTo } from "../fs-safe.js";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, statSync } from "node:fs";
+import { basename, dirname, join, sep } from "node:path";
+import { realPathOf, writingTo } from "../fs-safe.js";
 
 /** Marks a directory as f3s-gen's output, so that --out never replaces anything else. */
 export const OUT_MARKER = ".f3s-gen-output";
@@ -29,21 +29,13 @@ export function recoverOutput(outDir: string) {
   for (const o of siblings(outDir, "old")) rmSync(o, { recursive: true, force: true });
 }
 
-/** The real path of `p`, or of its nearest existing ancestor with the rest appended (p may not exist yet). */
-function realish(p: string): string {
-  const abs = resolve(p);
-  if (existsSync(abs)) return realpathSync(abs);
-  const parent = dirname(abs);
-  return parent === abs ? abs : join(realish(parent), basename(abs));
-}
-
 /**
  * out/ is replaced as a whole: secrets inside it (or it inside the secrets) would be destroyed.
  * Compared after resolving symbolic links, which could otherwise hide the overlap.
  */
 export function checkSeparate(outDir: string, secretsDir: string) {
-  const a = realish(outDir);
-  const b = realish(secretsDir);
+  const a = realPathOf(outDir);
+  const b = realPathOf(secretsDir);
   if (a === b || b.startsWith(a + sep) || a.startsWith(b + sep)) {
     throw new OutputError(`--out ${outDir} and --secrets ${secretsDir} overlap; out/ is replaced as a whole by every build, so keep the secrets outside it`);
   }

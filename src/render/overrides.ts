@@ -22,8 +22,9 @@ export function applyOverrides<F extends File>(model: Model, host: HostRef, gene
   const byPath = new Map(files.map((f) => [f.path, f]));
   for (const o of mine) {
     for (const p of o.patches) {
+      // Patches run before any extra file is added: byPath holds only generated files here.
       const target = byPath.get(p.path);
-      if (!target || generated.every((g) => g.path !== p.path)) {
+      if (!target) {
         problems.push(error("override-patch", `${p.pointer}/path`, `${host.name} has no generated file /${p.path} (any more) to patch`, `f3s-gen show ${host.name} lists its files; an extra file of your own goes under files:`));
         continue;
       }
