@@ -31,6 +31,9 @@ export const ACTIVATE_PATH = "usr/local/sbin/f3s-activate";
 /** Each release's own activation, which f3s-activate runs from the release's directory. */
 export const ACTIVATION_SCRIPT = "usr/local/libexec/f3s/activate";
 
+/** A client's mount monitor keeps its lock and its per-mount state here; activation takes the same lock. */
+export const MONITOR_STATE_DIR = "/run/f3s-nfs-mount-monitor";
+
 export const MANIFEST_TEMPLATE = "common/MANIFEST.hbs";
 
 /**

@@ -4,7 +4,7 @@ import { dropInsOf } from "./overrides.js";
 import { seconds, type Client, type HostRef, type Model, type StorageNode } from "../spec/model.js";
 import { compareStrings } from "../order.js";
 import type { Secrets } from "../pki/secrets.js";
-import { ACTIVATION_SCRIPT } from "./artifacts.js";
+import { ACTIVATION_SCRIPT, MONITOR_STATE_DIR } from "./artifacts.js";
 import { familyOf, stateDirOf, type Family } from "./release.js";
 
 export interface StorageView {
@@ -39,6 +39,8 @@ export interface HostContext {
   stateDir: string;
   /** A release's own activation script, relative to the release's directory. */
   activationScript: string;
+  /** The client mount monitor's directory: its lock serialises repairs with activation. */
+  monitorStateDir: string;
   /** systemd drop-ins from the spec's overrides (relative paths): activation reloads systemd when they change. */
   dropIns: string[];
   storage?: StorageView;
@@ -57,7 +59,7 @@ export interface HostContext {
 
 export function hostContext(model: Model, host: HostRef, secrets: Secrets): HostContext {
   const family = familyOf(host.role);
-  const base = { model, family, stateDir: "/" + stateDirOf(family), activationScript: ACTIVATION_SCRIPT, dropIns: dropInsOf(model, host), tls: { trustedCas: secrets.trust.map((pem) => (pem.endsWith("\n") ? pem : pem + "\n")).join("") } };
+  const base = { model, family, stateDir: "/" + stateDirOf(family), activationScript: ACTIVATION_SCRIPT, monitorStateDir: MONITOR_STATE_DIR, dropIns: dropInsOf(model, host), tls: { trustedCas: secrets.trust.map((pem) => (pem.endsWith("\n") ? pem : pem + "\n")).join("") } };
   if (host.role === "storage") {
     const node = model.storageNodes.find((n) => n.name === host.name)!;
     const peer = model.storageNodes.find((n) => n.name !== host.name)!;
