@@ -90,7 +90,7 @@ describe("overrides", () => {
     ["an extra file where f3s-gen writes one", OVERRIDES.replace("/usr/local/bin/hello", "/usr/local/bin/check-nfs-mount.sh"), /f3s-gen generates \/usr\/local\/bin\/check-nfs-mount\.sh on r0: an extra file cannot replace it/],
     ["a drop-in for a unit the host does not have", OVERRIDES.replace("nfs-mount-monitor.service.d", "nginx.service.d"), /r0 has no unit nginx\.service from f3s-gen for this drop-in/],
     ["a host that is not in the spec", OVERRIDES.replace("hosts: [r0]", "hosts: [r9]"), /\/overrides\/0\/hosts\/0: no host "r9" in the spec[\s\S]*did you mean "r0"\?/],
-    ["a missing source file", OVERRIDES.replace("files/hello.sh", "files/nope.sh"), /\/overrides\/0\/files\/0\/source: cannot read .*nope\.sh: it does not exist/],
+    ["a missing source file", OVERRIDES.replace("files/hello.sh", "files/nope.sh"), /\/overrides\/0\/files\/0\/source: cannot read source: .*nope\.sh does not exist/],
     ["f3s-gen's own record", OVERRIDES.replace("/usr/local/bin/hello", "/var/lib/f3s/current"), /\/var\/lib\/f3s\/current is f3s-gen's own/],
   ])("%s: an error at its line; nothing is written", async (_what, overrides, message) => {
     const dir = cluster(overrides);

@@ -3,9 +3,8 @@
 // `source` from beside it) with every finding located; render/overrides.ts applies them to a host's
 // rendered files, where a patch that no longer finds its text (after an f3s-gen update) is an error
 // at its line, never dropped in silence.
-import { dirname, isAbsolute, resolve } from "node:path";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
-import { UnsafeFileError, readSafely } from "../fs-safe.js";
+import { readBesideSpec } from "./beside-spec.js";
 import { closest } from "./suggest.js";
 import type { Spec } from "./types.js";
 
@@ -66,18 +65,12 @@ export function readOverrides(spec: Spec, specPath: string | undefined, out: Dia
       let content: Buffer;
       if (f.content !== undefined) content = Buffer.from(f.content);
       else {
-        if (!specPath && !isAbsolute(f.source!)) {
-          out.push(error("override-source", `${p}/source`, `source ${JSON.stringify(f.source)} is relative, and this spec has no file to be relative to`, "give an absolute path"));
+        const read = readBesideSpec(f.source!, { specPath, maxBytes: MAX_SOURCE_BYTES });
+        if (!read.ok) {
+          out.push(error("override-source", `${p}/source`, `cannot read source: ${read.problem}`, read.hint ?? "name a regular file, relative to the spec's directory"));
           return [];
         }
-        const file = isAbsolute(f.source!) ? f.source! : resolve(dirname(specPath!), f.source!);
-        try {
-          content = readSafely(file, { maxBytes: MAX_SOURCE_BYTES, followLinks: true });
-        } catch (e) {
-          const why = e instanceof UnsafeFileError ? e.reason : (e as NodeJS.ErrnoException).code === "ENOENT" ? "it does not exist" : String((e as Error).message);
-          out.push(error("override-source", `${p}/source`, `cannot read ${file}: ${why}`, "name a regular file, relative to the spec's directory"));
-          return [];
-        }
+        content = read.bytes;
       }
       return [{ path, mode: parseInt(f.mode ?? "0644", 8), content, pointer: p }];
     });

@@ -4,9 +4,8 @@
 // be committed. The value is put where `password` would be before the schema sees the spec, so
 // every check applies to it as written inline; a finding about it is reported at the key that
 // names its source, and the value is masked in every message like an inline one.
-import { dirname, isAbsolute, resolve } from "node:path";
 import { error, type Diagnostic } from "../diag/diagnostic.js";
-import { UnsafeFileError, readSafely } from "../fs-safe.js";
+import { readBesideSpec } from "./beside-spec.js";
 
 export const PASSWORD_KEYS = ["password", "passwordFile", "passwordEnv"] as const;
 type Source = "passwordFile" | "passwordEnv";
@@ -51,22 +50,16 @@ export function resolvePassword(data: unknown, ctx: PasswordContext): ResolvedPa
     if (v === undefined) return fail(`the environment variable ${ref} is not set`, `export ${ref}=<the CARP password> before running f3s-gen, or use passwordFile`);
     value = v;
   } else {
-    if (!ctx.specPath && !isAbsolute(ref)) return fail(`passwordFile ${JSON.stringify(ref)} is relative, and this spec has no file to be relative to`, "give an absolute path");
-    const file = isAbsolute(ref) ? ref : resolve(dirname(ctx.specPath!), ref);
-    try {
-      const bytes = readSafely(file, {
-        maxBytes: 1024,
-        followLinks: true,
-        check: (st) => (st.mode & 0o077 ? `readable by other users (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")})` : undefined),
-      });
-      value = bytes.toString("utf8").replace(/\r?\n$/, "");
-    } catch (e) {
-      if (e instanceof UnsafeFileError) return fail(`the password file ${file} is ${e.reason}`, e.reason.startsWith("readable") ? `run: chmod 600 ${file}` : "point passwordFile at a small regular file holding the password");
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") return fail(`the password file ${file} does not exist`, `write it: (umask 077; openssl rand -base64 12 > ${file})`);
-      if (code === "EACCES") return fail(`the password file ${file} cannot be read (permission denied)`, "run f3s-gen as the user who owns it");
-      throw e;
+    const read = readBesideSpec(ref, {
+      specPath: ctx.specPath,
+      maxBytes: 1024,
+      check: (st) => (st.mode & 0o077 ? `readable by other users (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")})` : undefined),
+    });
+    if (!read.ok) {
+      const hint = read.hint ?? (!read.file ? "give an absolute path" : read.problem.endsWith("does not exist") ? `write it: (umask 077; openssl rand -base64 12 > ${read.file})` : read.problem.includes("readable by other users") ? `run: chmod 600 ${read.file}` : "point passwordFile at a small regular file holding the password");
+      return fail(`the password file ${read.problem}`, hint);
     }
+    value = read.bytes.toString("utf8").replace(/\r?\n$/, "");
   }
   delete vip[key];
   vip.password = value;
