@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Model } from "../spec/model.js";
 import { readTarGz } from "../pack/read.js";
-import { ACTIVATE_PATH, SCRIPT } from "./artifacts.js";
+import { ACTIVATE_PATH, MONITOR_STATE_DIR, SCRIPT } from "./artifacts.js";
 import { renderOne, type RenderedFile, type TemplateSet } from "./engine.js";
 import { compareStrings } from "../order.js";
 import { releaseOf, type Family } from "./release.js";
@@ -72,5 +72,5 @@ export function retiredHosts(outDir: string, model: Model, reserved: readonly st
 
 export function renderDecommission(model: Model, host: RetiredHost, templates: TemplateSet): RenderedFile[] {
   const name = host.family === "linux" ? "retired/decommission-linux.bash.hbs" : "retired/decommission-freebsd.sh.hbs";
-  return [{ path: DECOMMISSION_PATH, mode: SCRIPT, content: renderOne(templates, name, { model, host: { name: host.name, role: "retired" } }) }];
+  return [{ path: DECOMMISSION_PATH, mode: SCRIPT, content: renderOne(templates, name, { model, host: { name: host.name, role: "retired" }, monitorStateDir: MONITOR_STATE_DIR }) }];
 }
