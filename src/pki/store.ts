@@ -258,9 +258,12 @@ export function checkPermissions(dir: string, out: Diagnostic[]) {
   const walk = (p: string, depth: number) => {
     const st = lstatSync(p);
     if (st.isSymbolicLink()) return; // refused where it is read, with a better message than its mode
-    const mode = st.mode & 0o777;
-    if (uid !== undefined && st.uid !== uid) problems.push({ file: p, message: `owned by uid ${st.uid}, not by the user running f3s-gen (uid ${uid})`, hint: `run f3s-gen as the directory's owner, or: chown -R ${uid} ${dir}` });
-    else if (mode & 0o077) problems.push({ file: p, message: `${p === dir ? "the secrets directory" : "a secrets file"} is accessible to other users (mode ${mode.toString(8).padStart(4, "0")})`, hint: `run: chmod -R go= ${dir}` });
+    // The rule every secrets file is read with (ownedPrivately), applied to the whole tree up front.
+    const why = ownedPrivately(st);
+    if (why) {
+      const hint = why.startsWith("owned by") ? `run f3s-gen as the directory's owner, or: chown -R ${uid} ${dir}` : `run: chmod -R go= ${dir}`;
+      problems.push({ file: p, message: `${p === dir ? "the secrets directory" : "a secrets file"} is ${why}`, hint });
+    }
     if (st.isDirectory() && depth < 4) for (const n of readdirSync(p)) walk(join(p, n), depth + 1);
   };
   walk(dir, 0);
