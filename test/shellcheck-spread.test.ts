@@ -1,7 +1,8 @@
 // shellcheck over every generated script for a spread of valid specs, not only the two fixtures: one
 // dataset, one encryption root and one pool (a one-element list is where SC2041 hid), many of each,
 // every client OS, several mounts per client, no members and several, failback off, squash, a key
-// stick. Each script is checked in the dialect its shebang names (FreeBSD's /bin/sh as POSIX sh).
+// stick, a kubeconfig with a quote in its path, and override drop-ins (one for an escaped unit name).
+// Each script is checked in the dialect its shebang names (FreeBSD's /bin/sh as POSIX sh).
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -59,12 +60,18 @@ const variants: [string, (s: Spec) => void][] = [
         os,
         redirectNfsPort: i % 2 === 0,
         restartStuckPods: i < 2,
+        ...(i === 1 ? { kubeconfig: "/etc/rancher/k3s/agent's kubeconfig.yaml" } : {}),
         mounts: [
           { export: "/data/nfs/k3svolumes", mountpoint: "/data/nfs/k3svolumes" },
-          { export: "/data/nfs/shared", mountpoint: "/srv/shared", options: ["hard", "noatime"] },
+          { export: "/data/nfs/shared", mountpoint: "/srv/shared-data", options: ["hard", "noatime"] },
         ],
       }));
       s.members = [{ name: "m1" }, { name: "m2", sshHost: "10.0.0.9" }];
+      // Drop-ins from overrides are named in the clients' activation (its units' stamp).
+      s.overrides = [
+        { roles: ["client"], files: [{ path: "/etc/systemd/system/srv-shared\\x2ddata.mount.d/10-timeout.conf", content: "[Mount]\nTimeoutSec=90\n" }] },
+        { hosts: ["rocky-0"], files: [{ path: "/etc/systemd/system/nfs-mount-monitor.service.d/10-nice.conf", content: "[Service]\nNice=5\n" }] },
+      ];
     },
   ],
 ];
