@@ -4,8 +4,9 @@
 // configuration; test/vm/guest/driver runs the scenario inside (activation twice, the mounts
 // through both tunnels, the guard against local users with the kernel's NFS client, a tunnel
 // restart under a busy mount, a failover repaired by the monitor alone, a reboot, a mount removed
-// from the spec, revocation) and this file reads its verdicts back. What it proves and what it
-// cannot (Rocky/Fedora, FreeBSD) is in the README, "What is proven where".
+// from the spec with an override's drop-in, a rollback, revocation) and this file reads its
+// verdicts back. What it proves and what it cannot (Rocky/Fedora, FreeBSD) is in
+// docs/deploying.md, "What is proven on what".
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -27,8 +28,9 @@ const specV1 = readFileSync(join(vmDir, "spec.yaml"), "utf8");
 const model = checkSpecText("spec.yaml", specV1).model!;
 const client = model.clients[0]!;
 const [kept, removed] = client.mounts as [(typeof client.mounts)[0], (typeof client.mounts)[0]];
-// v2 drops the second mount.
-const specV2 = specV1.replace(/\n      - export: \/srv\/f3s\n        mountpoint: \/mnt\/all\n/, "\n");
+// v2 drops the second mount and the override (a drop-in for the kept mount's unit).
+const specV2 = specV1.replace(/\n      - export: \/srv\/f3s\n        mountpoint: \/mnt\/all\n/, "\n").replace(/\n# An override[^]*$/, "\n");
+const dropIn = "/" + model.overrides[0]!.files[0]!.path.replace(/^\/+/, "");
 
 async function release(spec: string, outDir: string, secretsDir: string) {
   const specPath = join(tempDir(), "spec.yaml");
@@ -86,6 +88,7 @@ describe.skipIf(!available)("a Debian client on a booted systemd guest (QEMU)", 
       KEPT_EXPORT_DIR: kept.v4Path.slice(1),
       REMOVED_MOUNT: removed.mountpoint,
       REMOVED_UNIT: removed.unit,
+      DROP_IN: dropIn,
     };
     writeFileSync(join(job, "env"), Object.entries(env).map(([k, v]) => `${k}='${v}'`).join("\n") + "\n");
     for (const f of ["boot", "driver"]) cpSync(join(vmDir, "guest", f), join(job, f));
@@ -101,7 +104,7 @@ describe.skipIf(!available)("a Debian client on a booted systemd guest (QEMU)", 
     for (const name of [
       "extract-v1-changes-nothing-live", "activate-v1-idempotent", `findmnt ${kept.mountpoint}`, "guard-nobody-refused", "busy-mount-survives-tunnel-restart", "failover-repaired-by-monitor",
       `after-reboot no spurious repair of ${kept.mountpoint}`, "extract-v2-changes-nothing-live", "check-v2-changes-nothing", "removed-mount-gone", "activate-v2-idempotent",
-      "rollback-restores-v1-byte-for-byte", `after-rollback mounted ${removed.mountpoint}`, "rollback-again-changes-nothing", "revoked-client-refused", "renewed-client-mount-back",
+      "override-drop-in-applied", "override-drop-in-removed", "rollback-restores-v1-byte-for-byte", "after-rollback override-drop-in-applied", `after-rollback mounted ${removed.mountpoint}`, "rollback-again-changes-nothing", "revoked-client-refused", "renewed-client-mount-back",
     ]) {
       expect(checks, `${name}\n${context}`).toContain(`ok ${name}`);
     }
