@@ -130,6 +130,13 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     agent.sb.set("pods", "");
     expect(agent.activate().stderr).not.toContain("restartStuckPods");
     expect(readFileSync(join(agent.root, "usr/local/bin/check-nfs-mount.sh"), "utf8")).toContain("export KUBECONFIG='/etc/f3s/kubeconfig'");
+    // v1 then v2 leaves the agent as a fresh v2 would (with the same kubeconfig).
+    const fresh = new Host("r0");
+    mkdir(join(fresh.root, "etc/f3s"));
+    writeFileSync(join(fresh.root, "etc/f3s/kubeconfig"), "apiVersion: v1\n", { mode: 0o600 });
+    fresh.sb.set("pods", "");
+    expect(fresh.deploy(v2).stderr).not.toContain("restartStuckPods");
+    expect(agent.state(), "v1 then v2 equals a fresh v2").toEqual(fresh.state());
   });
 
   it("a client moved from Rocky to Debian: the distribution's stunnel.service is stopped and disabled, f3s-stunnel.service takes over", async () => {
