@@ -7,6 +7,7 @@ import type { Secrets } from "../pki/secrets.js";
 import { artifacts, MANIFEST_PATH, MANIFEST_TEMPLATE, PUBLIC, UNHASHED_FILES, type Artifact } from "./artifacts.js";
 import { hostContext, type HostContext } from "./context.js";
 import { applyOverrides } from "./overrides.js";
+import { overridesFor } from "../spec/overrides.js";
 import type { Diagnostic } from "../diag/diagnostic.js";
 import { registerHelpers } from "./helpers.js";
 import { COMPILE_OPTIONS, readTemplateSources, templatesHash } from "./sources.js";
@@ -85,10 +86,14 @@ export function manifestMac(secrets: Secrets, content: Buffer): string {
   return "mac:" + createHmac("sha256", key).update(content).digest("hex");
 }
 
-/** What a host's overrides would do wrong (patches that no longer apply, ...), before anything is written. */
+/**
+ * What a host's overrides would do wrong (patches that no longer apply, ...), before anything is
+ * written. Only hosts that have overrides are rendered for it (packing renders them again).
+ */
 export function overrideProblems(model: Model, secrets: Secrets, templates: TemplateSet): Diagnostic[] {
-  if (!model.overrides.length) return [];
-  return model.hosts.flatMap((h) => applyOverrides(model, h, artifacts.flatMap((a) => artifactFiles(a, hostContext(model, h, secrets), templates))).problems);
+  return model.hosts
+    .filter((h) => overridesFor(model.overrides, h.name, h.role).length)
+    .flatMap((h) => applyOverrides(model, h, artifacts.flatMap((a) => artifactFiles(a, hostContext(model, h, secrets), templates))).problems);
 }
 
 export function renderHost(model: Model, host: HostRef, secrets: Secrets, templates: TemplateSet): HostFiles {
