@@ -102,7 +102,7 @@ function aliasLines(passwords: string[]): string[] {
   const spec = readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8");
   const templates = loadTemplates(templatesDir);
   const netif = templates.get("storage/rc.conf.d/netif.hbs")!;
-  const secrets = { ca: { certPem: "" }, trust: [""], alsoAllowed: [], server: { certPem: "", keyPem: "" }, clients: new Map([["r0", { certPem: "", keyPem: "" }], ["r1", { certPem: "", keyPem: "" }], ["r2", { certPem: "", keyPem: "" }], ["earth", { certPem: "", keyPem: "" }]]) } as unknown as Secrets;
+  const secrets = { ca: { certPem: "" }, trust: [""], alsoAllowed: new Map(), server: { certPem: "", keyPem: "" }, clients: new Map([["r0", { certPem: "", keyPem: "" }], ["r1", { certPem: "", keyPem: "" }], ["r2", { certPem: "", keyPem: "" }], ["earth", { certPem: "", keyPem: "" }]]) } as unknown as Secrets;
   return passwords.map((p) => {
     const checked = checkSpecText("spec.yaml", spec.replace("password: testpass", `password: "${p}"`));
     if (!checked.model) return "";

@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { packageRoot } from "../src/paths.js";
+import { checkSpecText } from "../src/spec/index.js";
 
 const read = (rel: string) => readFileSync(join(packageRoot, rel), "utf8");
 const pages = readdirSync(join(packageRoot, "docs")).filter((n) => n.endsWith(".md")).sort();
@@ -23,6 +24,13 @@ function headingsOf(text: string): Set<string> {
 }
 
 describe("the docs", () => {
+  it("the README's table of what each client certificate grants is the example's, row for row", () => {
+    const model = checkSpecText("spec.yaml", read("examples/f3s.example.yaml")).model!;
+    const section = read("README.md").split("## What a client certificate grants")[1]!.split("\n## ")[0]!;
+    const rows = section.split("\n").filter((l) => /^\| [a-z]/.test(l) && !l.startsWith("| client")).map((l) => l.split("|").slice(1, -1).map((c) => c.trim()));
+    expect(rows).toEqual(model.clients.map((c) => [c.name, `${model.vip.address}:${c.tunnelPort}`, c.sourceAddress, c.exports.join(", "), c.maproot]));
+  });
+
   it("the README reads in ten minutes (at most 2,300 words) and links every page of docs/", () => {
     const readme = read("README.md");
     expect(readme.split(/\s+/).filter(Boolean).length).toBeLessThanOrEqual(2300);

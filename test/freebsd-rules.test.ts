@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkSpecText } from "../src/spec/index.js";
 import { packageRoot } from "../src/paths.js";
-import { hasTool, tempDir } from "./support.js";
+import { extract, hasTool, tempDir } from "./support.js";
 import { Host, keep, release } from "./host-harness.js";
 
 const spec = readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8");
@@ -52,5 +52,97 @@ describe.skipIf(!hasTool("dash", ["-c", "true"]) || !hasTool("flock", ["--versio
     const clean = new Host("f0");
     clean.extract(join(out, "f0.tar.gz"));
     expect(clean.activate().stderr).not.toMatch(/alias0 too/);
+  });
+});
+
+describe("/etc/exports and lo0: each client's line as mountd and network.subr read them", () => {
+  // Re-stated from usr.sbin/mountd/mountd.c (get_exportlist_one, do_opt, check_options, get_net,
+  // checkmask; the quoted syslog messages are the ones each rule logs) and exports(5); the loopback
+  // aliases from libexec/rc/network.subr (ifalias_af_common, ifalias_af_common_handler).
+  const spread = spec
+    .replace(/^( +)tlsPort: .*$/m, "$&\n$1rootAccess: squash")
+    .replace("  - name: earth                     # laptop with full access to the NFS root\n", "  - name: earth\n    rootAccess: root\n    slot: 9\n")
+    .replace(/(  - name: r2\n    mounts:\n)/, "$1      - export: /data/nfs/shared\n        mountpoint: /mnt/shared\n");
+  const model = checkSpecText("spec.yaml", spread).model!;
+
+  async function generated(): Promise<{ exports: string; netif: string; stunnel: string }> {
+    const out = keep(await release(spread.replace(/^( +)keyBits: .*$/m, "$1keyType: ecdsa-p256"), join(tempDir(), "out"), join(tempDir(), "secrets")));
+    const root = extract(join(out, "f0.tar.gz"));
+    const rel = (p: string) => readFileSync(join(root, p), "utf8");
+    return { exports: rel("etc/exports"), netif: rel("etc/rc.conf.d/netif"), stunnel: rel("usr/local/etc/stunnel/stunnel.conf") };
+  }
+
+  /** get_line: comments and blank lines skipped; nextfield: fields split on blanks. */
+  const lines = (text: string) => text.split("\n").filter((l) => l.trim() && !l.trimStart().startsWith("#")).map((l) => l.trim().split(/[ \t]+/));
+
+  /** check_options and do_opt for one non-V4 line; returns the line's directories, network and options. */
+  function parseLine(fields: string[]) {
+    let i = 0;
+    const dirs: string[] = [];
+    // "dirs must be first": every directory comes before the first option or host.
+    while (i < fields.length && fields[i]!.startsWith("/")) dirs.push(fields[i++]!);
+    const opts = new Map<string, string>();
+    for (; i < fields.length; i++) {
+      const f = fields[i]!;
+      expect(f.startsWith("-"), `"${f}": a host name after the options would make a second host set ("network/host conflict")`).toBe(true);
+      const [name, value] = f.slice(1).split("=");
+      expect(["maproot", "mapall", "network", "mask", "alldirs", "ro", "sec", "quiet"], `"bad opt ${name}"`).toContain(name);
+      opts.set(name!, value ?? fields[++i]!);
+    }
+    expect(dirs.length, "a line exports at least one directory").toBeGreaterThan(0);
+    expect(opts.has("maproot") && opts.has("mapall"), '"-mapall and -maproot mutually exclusive"').toBe(false);
+    expect(!opts.has("mask") || opts.has("network"), '"-mask requires -network"').toBe(true);
+    const network = opts.get("network");
+    if (network) {
+      expect(opts.has("mask") || network.includes("/"), '"-network requires mask specification"').toBe(true);
+      // get_net: a numeric network goes through inet_network(), so "127.1" would mean 127.1.0.0; a
+      // full dotted quad is the one address it names.
+      expect(network, "a full four-part address").toMatch(/^(\d{1,3}\.){3}\d{1,3}$/);
+      // checkmask: ones then zeros. /32 (255.255.255.255) makes the host set exactly one address.
+      expect(opts.get("mask")).toBe("255.255.255.255");
+    }
+    expect(!opts.has("alldirs") || dirs.length === 1, '"-alldirs has multiple directories"').toBe(true);
+    return { dirs, network, maproot: opts.get("maproot") };
+  }
+
+  it("the V4: line is one, first, names the NFS root, and carries only -sec", async () => {
+    const { exports } = await generated();
+    const v4 = lines(exports).filter((f) => f[0] === "V4:");
+    // get_exportlist_one: "V4:duplicate line, ignored"; "Multiple V4 dirs"; check_options: "only -sec,-net,-mask options allowed on V4:".
+    expect(v4).toEqual([["V4:", model.nfs.root, "-sec=sys"]]);
+  });
+
+  it("one line per client, for its own address only, with exactly its exports and its root mapping", async () => {
+    const { exports } = await generated();
+    const parsed = lines(exports).filter((f) => f[0] !== "V4:").map(parseLine);
+    expect(parsed.map((p) => p.network)).toEqual(model.clients.map((c) => c.sourceAddress));
+    for (const [i, c] of model.clients.entries()) {
+      expect(parsed[i]!.dirs, c.name).toEqual(c.exports);
+      expect(parsed[i]!.maproot, c.name).toBe(c.maproot);
+    }
+    // exports(5): "A host may be specified only once for each local file system": every path is on
+    // the NFS dataset's file system, so each address is on one line only; and get_exportlist_one drops
+    // a line whose directories are on different file systems (f_fsid compared for each).
+    expect(new Set(parsed.map((p) => p.network)).size).toBe(parsed.length);
+    for (const p of parsed) for (const d of p.dirs) expect(d === model.nfs.root || d.startsWith(model.nfs.root + "/"), d).toBe(true);
+    expect(model.clients.find((c) => c.name === "earth")).toMatchObject({ maproot: "root", slot: 9, sourceAddress: "127.0.1.9" });
+    expect(model.clients.find((c) => c.name === "r0")).toMatchObject({ maproot: "nobody", slot: 1 });
+  });
+
+  it("each client's address is a lo0 alias netif adds at boot, and its stunnel service connects from it", async () => {
+    const { netif, stunnel } = await generated();
+    // network.subr, ifalias_af_common: ifconfig_lo0_aliases is a list of "inet ADDR/PLEN" groups,
+    // split at each address family keyword; ifalias_af_common_handler runs
+    // `ifconfig lo0 inet ADDR/PLEN alias` for each.
+    const value = /^ifconfig_lo0_aliases="([^"]*)"$/m.exec(netif)![1]!;
+    const groups = value.split(/ (?=inet )/);
+    expect(groups).toEqual(model.clients.map((c) => `inet ${c.sourceAddress}/32`));
+    // Each service: accept on the VIP at its own port, connect from its own address, its own allow-list.
+    const services = stunnel.split(/^\[/m).slice(1).map((block) => ({ name: block.split("]")[0], conf: Object.fromEntries(block.split("\n").filter((l) => / = /.test(l)).map((l) => l.split(" = ") as [string, string])) }));
+    expect(services.map((s) => s.name)).toEqual(model.clients.map((c) => `nfs-${c.name}`));
+    for (const c of model.clients) {
+      const s = services.find((x) => x.name === `nfs-${c.name}`)!.conf;
+      expect(s).toMatchObject({ accept: `${model.vip.address}:${model.nfs.tlsPort + c.slot}`, connect: "127.0.0.1:2049", local: c.sourceAddress, CAfile: `/usr/local/etc/stunnel/ca/clients/${c.name}.pem` });
+    }
   });
 });

@@ -136,7 +136,7 @@ const anySecrets = (() => {
       return Buffer.alloc(32);
     }
   })();
-  return { ca: pair, trust: [pair.certPem], alsoAllowed: [], server: pair, clients, zfsKeys } as unknown as Secrets;
+  return { ca: pair, trust: [pair.certPem], alsoAllowed: new Map(), server: pair, clients, zfsKeys } as unknown as Secrets;
 })();
 
 describe("mutation fuzzer", () => {

@@ -8,7 +8,7 @@ import { lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFile
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { buildCase, extract, hasTool, tempDir, type Built } from "./support.js";
-import { Sandbox, carpInterface } from "./script-harness.js";
+import { Sandbox, carpInterface, loopbackOf } from "./script-harness.js";
 import { Host, keep, release } from "./host-harness.js";
 import { packageRoot } from "../src/paths.js";
 
@@ -45,6 +45,7 @@ function primary() {
   const carp = sb.script(join(root, "usr/local/bin/carp"), { BLOCK_FILE: join(nfs, "nfs.NO_AUTO_FAILBACK") });
   const status = sb.script(join(root, "usr/local/sbin/f3s-status"), { ROOT: root, TEXTFILE_DIR: textfiles, CARP: carp });
   sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, "MASTER"));
+  sb.set("if/lo0", loopbackOf(root));
   for (const s of ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel", "zrepl"]) sb.set(`running/${s}`);
   sb.dataset("zdata/enc");
   sb.dataset("zroot/bhyve");

@@ -45,13 +45,14 @@ describe("f3s-gen diff", () => {
     const f0 = hosts.find((h: { host: string }) => h.host === "f0");
     const conf = f0.files.find((f: { path: string }) => f.path === "usr/local/etc/stunnel/stunnel.conf");
     expect(conf.kind).toBe("changed");
-    expect(conf.patch).toContain("-accept = 192.168.1.138:2323");
-    expect(conf.patch).toContain("+accept = 192.168.1.138:2424");
+    // r0 (slot 1) listens on tlsPort + 1.
+    expect(conf.patch).toContain("-accept = 192.168.1.138:2324");
+    expect(conf.patch).toContain("+accept = 192.168.1.138:2425");
     const r0 = hosts.find((h: { host: string }) => h.host === "r0");
     expect(r0.files.map((f: { path: string }) => f.path)).toContain("etc/systemd/system/data-nfs-k3svolumes.mount");
   });
 
-  it("shows an added client as a new host and as a new entry in the storage nodes' allow-list", async () => {
+  it("shows an added client as a new host and as a new allow-list on the storage nodes", async () => {
     const spec = specWith((t) => t.replace("members:", "  - name: r3\n    mounts:\n      - export: /data/nfs/k3svolumes\n        mountpoint: /data/nfs/k3svolumes\n\nmembers:"));
     const before = snapshot(built.secretsDir);
     const r = await diff(spec, "--json");
@@ -59,8 +60,8 @@ describe("f3s-gen diff", () => {
     const json = JSON.parse(r.stdout);
     const r3 = json.hosts.find((h: { host: string }) => h.host === "r3");
     expect(r3.status).toBe("added");
-    const allow = json.hosts.find((h: { host: string }) => h.host === "f1").files.find((f: { path: string }) => f.path.endsWith("allowed-clients.pem"));
-    expect(allow.note).toBe("certificates");
+    const allow = json.hosts.find((h: { host: string }) => h.host === "f1").files.find((f: { path: string }) => f.path === "usr/local/etc/stunnel/ca/clients/r3.pem");
+    expect(allow).toMatchObject({ kind: "added", note: "certificates" });
     // The build would make its own serial and fingerprint: none is shown that it would not keep.
     expect(allow.patch).toMatch(/\n\+CN=r3\.lan\.buetow\.org \(new: serial and fingerprint are made by the build\)/);
     expect(json.secretChanges).toEqual(["issue a key and certificate for new client r3"]);

@@ -118,7 +118,7 @@ describe.skipIf(!hasOpenssl || stunnelBinary === undefined)("ECDSA tunnels throu
     running.push({ stop: () => echo.close() });
     const serverRoot = extract(join(built.outDir, "f0.tar.gz"));
     const serverPort = await freePort();
-    const server = await startStunnel(serverConf(readFileSync(join(serverRoot, "usr/local/etc/stunnel/stunnel.conf"), "utf8"), serverRoot, { accept: serverPort, connect: echo.port }, join(serverRoot, "stunnel.pid")), serverRoot, "server");
+    const server = await startStunnel(serverConf(readFileSync(join(serverRoot, "usr/local/etc/stunnel/stunnel.conf"), "utf8"), serverRoot, { accept: { "nfs-r0": serverPort }, connect: echo.port }, join(serverRoot, "stunnel.pid")), serverRoot, "server");
     running.push(server);
     const tunnel = async (outDir: string) => {
       const root = extract(join(outDir, "r0.tar.gz"));

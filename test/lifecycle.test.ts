@@ -80,6 +80,40 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     expect(r2.state(), "nothing of f3s-gen is left").toEqual(pristine);
   });
 
+  it("each client's own way in: a removed client's lo0 address, service and exports line go; an added client's come; a changed mount changes its line", async () => {
+    // earth pins its slot, so removing r2 (slot 3) moves nobody else.
+    const pinned = exampleSpec.replace("    redirectNfsPort: true", "    slot: 4\n    redirectNfsPort: true");
+    expect(pinned).not.toBe(exampleSpec);
+    const withoutR2 = (s: string) => s.replace(/  - name: r2\n(.*\n){4}/, "");
+    const lo0 = (h: Host) => [...h.sb.read("if/lo0").matchAll(/inet (127\.0\.1\.\d+) /g)].map((m) => m[1]);
+    const removed = await releases(withoutR2, pinned);
+    const gone = upgrade("f0", removed.v1, removed.v2);
+    expect(changeLines(gone.applied.stdout, "changed")).toContain("removed 127.0.1.3 from lo0 (its client left the spec)");
+    expect(lo0(gone.host)).toEqual(["127.0.1.1", "127.0.1.2", "127.0.1.4"]);
+    const exports = readFileSync(join(gone.host.root, "etc/exports"), "utf8");
+    expect(exports).not.toMatch(/-network 127\.0\.1\.3 /);
+    expect(exports).toMatch(/^\/data\/nfs -maproot=root -network 127\.0\.1\.4 -mask 255\.255\.255\.255$/m);
+    expect(readFileSync(join(gone.host.root, "usr/local/etc/stunnel/stunnel.conf"), "utf8")).not.toContain("[nfs-r2]");
+    expect(existsSync(join(gone.host.root, "usr/local/etc/stunnel/ca/clients/r2.pem"))).toBe(false);
+
+    const added = await releases(() => pinned, withoutR2(pinned));
+    const came = upgrade("f1", added.v1, added.v2);
+    expect(changeLines(came.applied.stdout, "changed")).toContain("added 127.0.1.3/32 to lo0 (a client's own source address towards nfsd)");
+    expect(lo0(came.host)).toEqual(["127.0.1.1", "127.0.1.2", "127.0.1.4", "127.0.1.3"]);
+
+    // r1 mounts one more export: its one line lists both; nobody else's line changes.
+    const more = await releases((s) => s.replace("  - name: r1\n    mounts:\n", "  - name: r1\n    mounts:\n      - export: /data/nfs/media\n        mountpoint: /mnt/media\n"), pinned);
+    const changed = upgrade("f0", more.v1, more.v2);
+    const lines = readFileSync(join(changed.host.root, "etc/exports"), "utf8").split("\n").filter((l) => l.startsWith("/"));
+    expect(lines).toEqual([
+      "/data/nfs/k3svolumes -maproot=root -network 127.0.1.1 -mask 255.255.255.255",
+      "/data/nfs/media /data/nfs/k3svolumes -maproot=root -network 127.0.1.2 -mask 255.255.255.255",
+      "/data/nfs/k3svolumes -maproot=root -network 127.0.1.3 -mask 255.255.255.255",
+      "/data/nfs -maproot=root -network 127.0.1.4 -mask 255.255.255.255",
+    ]);
+    expect(changeLines(changed.applied.stdout, "changed")).toContain("reloaded mountd for /etc/exports");
+  });
+
   it("a mount removed from a client: its unit is stopped, disabled and deleted after the new files are in place (the monitor no longer knows it) and before any unit starts", async () => {
     const v1Spec = exampleSpec.replace(
       "  - name: r0\n    mounts:\n",

@@ -99,9 +99,11 @@ describe.skipIf(!ready)("--check and --diff", () => {
       if (name === "f0") {
         expect(diff.stdout).toMatch(/would: updated \/etc\/rc\.conf\.d\/netif\n {4}\(holds a secret: contents not shown\)/);
         expect(diff.stdout).toMatch(/would: updated \/usr\/local\/etc\/stunnel\/stunnel\.conf\n {4}--- \/usr\/local\/etc\/stunnel\/stunnel\.conf \(installed\)\n {4}\+\+\+ \/usr\/local\/etc\/stunnel\/stunnel\.conf \(release [0-9a-f]{16}\)/);
-        expect(diff.stdout).toMatch(/^ {4}-accept = 192\.168\.1\.138:2323$/m);
-        expect(diff.stdout).toMatch(/^ {4}\+accept = 192\.168\.1\.138:2324$/m);
-        expect(diff.stdout).toMatch(/would: updated \/usr\/local\/etc\/stunnel\/server-key\.pem|would: updated \/usr\/local\/etc\/stunnel\/ca\/allowed-clients\.pem/);
+        expect(diff.stdout).toMatch(/^ {4}-accept = 192\.168\.1\.138:2324$/m);
+        expect(diff.stdout).toMatch(/^ {4}\+accept = 192\.168\.1\.138:2325$/m);
+        // r2's own allow-list leaves with it; the other clients' lists are unchanged.
+        expect(diff.stdout).toMatch(/would: removed \/usr\/local\/etc\/stunnel\/ca\/clients\/r2\.pem \(no longer in the spec\)/);
+        expect(diff.stdout).not.toMatch(/would: updated \/usr\/local\/etc\/stunnel\/ca\/clients\//);
         expect(diff.stdout).not.toMatch(/PRIVATE KEY/);
       } else {
         expect(diff.stdout).toMatch(/^ {4}\+Options=port=2324,/m);

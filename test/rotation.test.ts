@@ -46,7 +46,7 @@ async function rotationReleases(): Promise<string[]> {
 async function server(out: string, echoPort: number, at?: number): Promise<{ port: number; stunnel: Stunnel }> {
   const root = extract(join(out, "f0.tar.gz"));
   const port = at ?? (await freePort());
-  const stunnel = await startStunnel(serverConf(readFileSync(join(root, "usr/local/etc/stunnel/stunnel.conf"), "utf8"), root, { accept: port, connect: echoPort }, join(root, "s.pid")), root, "server");
+  const stunnel = await startStunnel(serverConf(readFileSync(join(root, "usr/local/etc/stunnel/stunnel.conf"), "utf8"), root, { accept: { "nfs-r0": port }, connect: echoPort }, join(root, "s.pid")), root, "server");
   running.push(stunnel);
   return { port, stunnel };
 }

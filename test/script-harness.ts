@@ -142,4 +142,12 @@ export function plainInterface(iface: string, address: string): string {
   return `${iface}: flags=8049<UP,LOOPBACK,RUNNING,MULTICAST> metric 0 mtu 16384\n\tinet ${address} netmask 0xff000000\n`;
 }
 
+/** lo0 as netif leaves it at boot on a storage node: 127.0.0.1 and every client's address of the rc.conf.d/netif in `root`. */
+export function loopbackOf(root: string): string {
+  const netif = readFileSync(join(root, "etc/rc.conf.d/netif"), "utf8");
+  const aliases = /^ifconfig_lo0_aliases="([^"]*)"$/m.exec(netif)?.[1] ?? "";
+  const addresses = [...aliases.matchAll(/inet (\S+)\/32/g)].map((m) => m[1]!);
+  return plainInterface("lo0", "127.0.0.1") + addresses.map((a) => `\tinet ${a} netmask 0xffffffff\n`).join("");
+}
+
 export const mutating = /\b(start|stop|restart|reload|enable|set|mount|load-key|kldload|daemon-reload|delete|umount)\b|state (master|backup)|ifconfig \S+ inet |sysctl --system|sysctl \S+=|nfsidmap -c/;

@@ -573,10 +573,10 @@ describe.skipIf(!ready)("f3s-activate", () => {
     expect(run().stdout).toMatch(/started stunnel \(this node is MASTER\)/);
     run();
     expect(restarts()).toBe(0);
-    // stunnel read the release's allow-list when it started; the edit never reached it.
-    writeFileSync(join(root, "usr/local/etc/stunnel/ca/allowed-clients.pem"), "changed\n");
+    // stunnel read the release's allow-lists when it started; the edit never reached it.
+    writeFileSync(join(root, "usr/local/etc/stunnel/ca/clients/r1.pem"), "changed\n");
     const repaired = run();
-    expect(repaired.stdout).toContain("changed: updated /usr/local/etc/stunnel/ca/allowed-clients.pem");
+    expect(repaired.stdout).toContain("changed: updated /usr/local/etc/stunnel/ca/clients/r1.pem");
     expect(restarts()).toBe(0);
     expect(run().stdout).toMatch(/nothing changed/);
   });

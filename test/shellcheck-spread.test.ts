@@ -23,7 +23,7 @@ const pair = { certPem: "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE
 const secrets = {
   ca: pair,
   trust: [pair.certPem],
-  alsoAllowed: [],
+  alsoAllowed: new Map(),
   server: pair,
   clients: new (class extends Map<string, typeof pair> {
     override get() {

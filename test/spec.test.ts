@@ -123,6 +123,9 @@ const cases: Case[] = [
   { name: "duplicate mountpoint", text: edit("      - export: /data/nfs\n        mountpoint: /data/nfs\n", "      - export: /data/nfs\n        mountpoint: /data/nfs\n      - export: /data/nfs/k3svolumes\n        mountpoint: /data/nfs\n"), code: "duplicate-mountpoint", pointer: "/clients/3/mounts/1/mountpoint", at: "mountpoint: /data/nfs\n\nmembers" },
   { name: "stunnel on nfsd's port", text: edit("tlsPort: 2323", "tlsPort: 2049"), code: "port-conflict", pointer: "/storage/nfs/tlsPort", at: "tlsPort: 2049" },
   { name: "port out of range", text: edit("port: 8888", "port: 70000"), code: "schema.range", pointer: "/storage/replication/port", at: "port: 70000" },
+  { name: "two clients pinned to one slot", text: edit("  - name: r1\n", "  - name: r1\n    slot: 2\n", edit("  - name: r0\n", "  - name: r0\n    slot: 2\n")), code: "duplicate-slot", pointer: "/clients/1/slot", at: "slot: 2\n    mounts:\n      - export: /data/nfs/k3svolumes\n        mountpoint: /data/nfs/k3svolumes\n    restartStuckPods: true\n  - name: r2" },
+  { name: "a client's port on nfsd's (tlsPort + slot)", text: edit("tlsPort: 2323", "tlsPort: 2047"), code: "port-conflict", pointer: "/clients/1", at: "- name: r1" },
+  { name: "a client's port past 65535", text: edit("tlsPort: 2323", "tlsPort: 65534"), code: "port-conflict", pointer: "/clients/1", at: "- name: r1" },
 ];
 
 describe.each(cases)("$name", (c) => {

@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildCase, extract, hasTool, tempDir, type Built } from "./support.js";
-import { Sandbox, carpInterface } from "./script-harness.js";
+import { Sandbox, carpInterface, loopbackOf } from "./script-harness.js";
 import { packageRoot } from "../src/paths.js";
 
 const ready = hasTool("dash", ["-c", "true"]);
@@ -49,6 +49,7 @@ function host(name: string): Host {
 function storage(name: "f0" | "f1", state: "MASTER" | "BACKUP"): Host {
   const h = host(name);
   h.sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, state));
+  h.sb.set("if/lo0", loopbackOf(h.root));
   const services = state === "MASTER" ? ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel", "zrepl"] : ["rpcbind", "zrepl"];
   for (const s of services) h.sb.set(`running/${s}`);
   h.sb.dataset("zdata/enc");
@@ -112,12 +113,25 @@ describe.skipIf(!ready)("f3s-status: storage nodes", () => {
     ["an encryption key is not loaded", (h: Host) => h.sb.set("zfs/zroot%bhyve/keystatus", "unavailable\n"), "broken keys"],
     ["the NFS dataset is not mounted", (h: Host) => h.sb.set("zfs/zdata%enc%nfsdata/mounted", "no\n"), "broken nfs"],
     ["CARP has no VIP", (h: Host) => h.sb.set("if/re0", "re0: flags=8843<UP> mtu 1500\n"), "broken carp"],
+    ["a client's source address is gone from lo0", (h: Host) => h.sb.set("if/lo0", h.sb.read("if/lo0").replace(/^\tinet 127\.0\.1\.2 .*\n/m, "")), "broken clients"],
   ])("broken (exit 2) when %s", (_what, spoil, expected) => {
     const h = storage("f0", "MASTER");
     spoil(h);
     const r = h.status(["--json"]);
     expect(r.code, r.stdout).toBe(2);
     expect(levels(r.stdout)).toContain(expected);
+  });
+
+  it("names the client whose way to nfsd is incomplete, and gives a metric per client", () => {
+    const h = storage("f0", "MASTER");
+    h.sb.set("if/lo0", h.sb.read("if/lo0").replace(/^\tinet 127\.0\.1\.2 .*\n/m, ""));
+    const r = h.status(["--json"]);
+    const json = JSON.parse(r.stdout);
+    expect(json.checks.find((c: { check: string }) => c.check === "clients").message).toBe("no source address on lo0 or no exports line for: r1 (f3s-activate adds them)");
+    h.status(["--textfile"]);
+    const metrics = readFileSync(join(h.sb.dir, "textfile", "f3s.prom"), "utf8");
+    expect(metrics).toMatch(/^f3s_client_path_ready\{[^}]*client="r1"[^}]*\} 0$/m);
+    expect(metrics).toMatch(/^f3s_client_path_ready\{[^}]*client="earth"[^}]*\} 1$/m);
   });
 
   it("each dataset's newest snapshot is held to its own interval: the 10-minute dataset may be 1000 s old, not 2000", () => {

@@ -25,13 +25,16 @@ export function freePort(): Promise<number> {
 export interface Echo {
   port: number;
   connections: number;
+  /** The source address of each connection, in order: which client's service reached "nfsd". */
+  peers: string[];
   close(): Promise<void>;
 }
 
 export async function startEcho(): Promise<Echo> {
-  const echo = { port: 0, connections: 0 } as Echo;
+  const echo = { port: 0, connections: 0, peers: [] } as unknown as Echo;
   const server: Server = createServer((socket) => {
     echo.connections++;
+    echo.peers.push(socket.remoteAddress ?? "");
     socket.on("data", (d) => socket.write(d));
     socket.on("error", () => {});
   });
@@ -57,9 +60,38 @@ function rootPaths(conf: string, root: string): string {
   return conf.replace(/^(cert|key|CAfile) = (\/.*)$/gm, (_l, k: string, p: string) => `${k} = ${join(root, p)}`);
 }
 
-export function serverConf(generated: string, root: string, ports: { accept: number; connect: number }, pidFile: string): string {
+/** The service sections of a stunnel configuration, in order: the storage node has one per client. */
+export function servicesOf(conf: string): string[] {
+  return [...conf.matchAll(/^\[([^\]]+)\]$/gm)].map((m) => m[1]!);
+}
+
+/** A free loopback port for each service of a server configuration. */
+export async function freePortsFor(conf: string): Promise<Record<string, number>> {
+  const ports: Record<string, number> = {};
+  for (const service of servicesOf(conf)) ports[service] = await freePort();
+  return ports;
+}
+
+/**
+ * The storage node's configuration on loopback: each service's accept on its port from `accept`
+ * (a service it does not name is dropped), connect to the stand-in for nfsd. `local =` stays as
+ * generated: Linux routes all of 127.0.0.0/8 to lo, so each service connects from its client's
+ * own address (127.0.1.<slot>) as it does on lo0's alias.
+ */
+export function serverConf(generated: string, root: string, ports: { accept: Record<string, number>; connect: number }, pidFile: string): string {
+  let section = "";
+  const kept = generated.split("\n").filter((line) => {
+    const m = /^\[([^\]]+)\]$/.exec(line);
+    if (m) section = m[1]!;
+    return section === "" || section in ports.accept;
+  });
+  const lines = kept.map((line) => {
+    const m = /^\[([^\]]+)\]$/.exec(line);
+    if (m) section = m[1]!;
+    return /^accept = /.test(line) ? `accept = 127.0.0.1:${ports.accept[section]}` : line;
+  });
   // setuid/setgid name the FreeBSD port's user; the test runs without dropping privileges.
-  const conf = rewrite(generated, { setuid: null, setgid: null, pid: pidFile, accept: `127.0.0.1:${ports.accept}`, connect: `127.0.0.1:${ports.connect}` }, ["foreground = yes"]);
+  const conf = rewrite(lines.join("\n"), { setuid: null, setgid: null, pid: pidFile, connect: `127.0.0.1:${ports.connect}` }, ["foreground = yes"]);
   return rootPaths(conf, root);
 }
 

@@ -13,6 +13,7 @@ import { Host, keep, release } from "./host-harness.js";
 import { clientConf, freePort, startEcho, startStunnel, stunnelBinary, type Echo } from "./stunnel-harness.js";
 import { packageRoot } from "../src/paths.js";
 import { runMain } from "../src/cli.js";
+import { checkSpecText } from "../src/spec/index.js";
 
 const isRoot = process.getuid?.() === 0;
 const available = hasTool("openssl", ["version"]) && stunnelBinary !== undefined && hasTool("dash", ["-c", "true"]);
@@ -31,6 +32,9 @@ afterEach(async () => {
 });
 
 const rsaSpec = readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8");
+const TLS_PORT = checkSpecText("spec.yaml", rsaSpec).model!.nfs.tlsPort;
+/** r0's service (slot 1): where a check of the served certificate connects. */
+const r0Port = (base: number) => base + 1;
 /** The example with another key type; its secrets are made fresh by the first build (ECDSA takes microseconds). */
 const withKeyType = (keyType: string) => (keyType === "rsa" ? rsaSpec : rsaSpec.replace(/^( +)keyBits: .*$/m, `$1keyType: ${keyType}`));
 
@@ -82,7 +86,8 @@ describe.skipIf(!available || !isRoot).each(["rsa", "ecdsa-p256", "ecdsa-p384"])
     const f0 = new Host("f0");
     const port = await freePort();
     f0.sb.before.push(join(packageRoot, "test/real"));
-    Object.assign(f0.sb.extraEnv, { F3S_ROOT: f0.root, F3S_STUNNEL: stunnelBinary!, F3S_ACCEPT_PORT: String(port), F3S_CONNECT_PORT: String(echo.port) });
+    // Each client's service listens on port + its slot (test/real/service keeps the offset from tlsPort).
+    Object.assign(f0.sb.extraEnv, { F3S_ROOT: f0.root, F3S_STUNNEL: stunnelBinary!, F3S_ACCEPT_PORT: String(port), F3S_TLS_PORT: String(TLS_PORT), F3S_CONNECT_PORT: String(echo.port) });
     cleanups.push(() => {
       f0.sb.run("bash", join(packageRoot, "test/real/service"), ["stunnel", "onestop"]);
     });
@@ -98,10 +103,13 @@ describe.skipIf(!available || !isRoot).each(["rsa", "ecdsa-p256", "ecdsa-p384"])
     return { echo, secretsDir, outDir, v1, f0, port, log };
   }
 
-  async function client(out: string, name: string, serverPort: number) {
+  /** `name`'s client tunnel of release `out`, to its own service: base + (its port on the VIP - tlsPort). */
+  async function client(out: string, name: string, base: number) {
     const root = extract(join(out, `${name}.tar.gz`));
     const port = await freePort();
-    const conf = clientConf(readFileSync(join(root, "etc/stunnel/stunnel.conf"), "utf8"), root, { accept: port, connect: serverPort }, join(root, "stunnel.pid"));
+    const generated = readFileSync(join(root, "etc/stunnel/stunnel.conf"), "utf8");
+    const serverPort = base + Number(/^connect = .*:(\d+)$/m.exec(generated)![1]) - TLS_PORT;
+    const conf = clientConf(generated, root, { accept: port, connect: serverPort }, join(root, "stunnel.pid"));
     const tunnel = await startStunnel(conf, root, `client-${name}`);
     cleanups.push(() => tunnel.stop());
     return port;
@@ -136,7 +144,7 @@ describe.skipIf(!available || !isRoot).each(["rsa", "ecdsa-p256", "ecdsa-p384"])
 
   it("a renewed server certificate is served after the next deploy", async () => {
     const { outDir, secretsDir, f0, port } = await setup();
-    const before = servedFingerprint(port);
+    const before = servedFingerprint(r0Port(port));
     expect(before).toBe(fingerprint(join(secretsDir, "server/server-cert.pem")));
     const specPath = join(tempDir(), "spec.yaml");
     writeFileSync(specPath, exampleSpec);
@@ -145,7 +153,7 @@ describe.skipIf(!available || !isRoot).each(["rsa", "ecdsa-p256", "ecdsa-p384"])
     const v2 = keep(await release(exampleSpec, outDir, secretsDir));
     f0.extract(join(v2, "f0.tar.gz"));
     expect(f0.activate().stdout).toMatch(/changed: restarted stunnel/);
-    const after = servedFingerprint(port);
+    const after = servedFingerprint(r0Port(port));
     expect(after).not.toBe(before);
     expect(after).toBe(fingerprint(join(secretsDir, "server/server-cert.pem")));
   });

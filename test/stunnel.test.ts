@@ -6,7 +6,7 @@ import { describe, expect, it, afterEach } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildCase, extract, hasTool, tempDir, privateSecrets, type Built } from "./support.js";
-import { clientConf, freePort, roundTrip, serverConf, startEcho, startStunnel, stunnelBinary, type Echo, type Stunnel } from "./stunnel-harness.js";
+import { clientConf, freePort, freePortsFor, roundTrip, serverConf, servicesOf, startEcho, startStunnel, stunnelBinary, type Echo, type Stunnel } from "./stunnel-harness.js";
 import { packageRoot } from "../src/paths.js";
 import { runMain } from "../src/cli.js";
 
@@ -18,18 +18,20 @@ afterEach(async () => {
 });
 
 interface Server {
-  port: number;
+  /** The port of each client's own service (nfs-<client>). */
+  portOf(client: string): number;
   stunnel: Stunnel;
 }
 
 async function startServer(built: Built, host: string, echo: Echo, overrides: Partial<Record<"cert" | "key", string>> = {}): Promise<Server> {
   const root = extract(join(built.outDir, `${host}.tar.gz`));
-  const port = await freePort();
-  let conf = serverConf(readFileSync(join(root, "usr/local/etc/stunnel/stunnel.conf"), "utf8"), root, { accept: port, connect: echo.port }, join(root, "stunnel.pid"));
-  for (const [k, v] of Object.entries(overrides)) conf = conf.replace(new RegExp(`^${k} = .*$`, "m"), `${k} = ${v}`);
+  const generated = readFileSync(join(root, "usr/local/etc/stunnel/stunnel.conf"), "utf8");
+  const ports = await freePortsFor(generated);
+  let conf = serverConf(generated, root, { accept: ports, connect: echo.port }, join(root, "stunnel.pid"));
+  for (const [k, v] of Object.entries(overrides)) conf = conf.replace(new RegExp(`^${k} = .*$`, "gm"), `${k} = ${v}`);
   const stunnel = await startStunnel(conf, root, `server-${host}`);
   running.push(stunnel);
-  return { port, stunnel };
+  return { portOf: (client) => ports[`nfs-${client}`]!, stunnel };
 }
 
 /** A client tunnel for `host` of `built`, optionally presenting another certificate file. */
@@ -60,7 +62,7 @@ describe.skipIf(!available)("stunnel end to end", () => {
     const built = await buildCase(c);
     const echo = await echoServer();
     const s = await startServer(built, server, echo);
-    const cl = await startClient(built, client, s.port);
+    const cl = await startClient(built, client, s.portOf(client));
     const base = echo.connections;
     const data = payload(client);
     const got = await roundTrip(cl.port, data);
@@ -74,7 +76,7 @@ describe.skipIf(!available)("stunnel end to end", () => {
     const echo = await echoServer();
     const s = await startServer(built, "f0", echo);
     const foreignPem = join(extract(join(foreign.outDir, "k8s-a.tar.gz")), "etc/stunnel/k8s-a-stunnel.pem");
-    const cl = await startClient(built, "r0", s.port, foreignPem);
+    const cl = await startClient(built, "r0", s.portOf("r0"), foreignPem);
     expect(await roundTrip(cl.port, payload("foreign"), 3000)).toBeNull();
     expect(echo.connections).toBe(0);
   });
@@ -90,16 +92,43 @@ describe.skipIf(!available)("stunnel end to end", () => {
     const echo = await echoServer();
     // The old server accepts r2 (so the refusal below is the removal's doing) ...
     const oldServer = await startServer(before, "f0", echo);
-    const r2Old = await startClient(before, "r2", oldServer.port);
+    const r2Old = await startClient(before, "r2", oldServer.portOf("r2"));
     expect(await roundTrip(r2Old.port, payload("r2 before"))).not.toBeNull();
     // ... the new one refuses r2's still valid certificate and serves r0.
     const newServer = await startServer(after, "f0", echo);
-    const r2 = await startClient(before, "r2", newServer.port);
+    // r2 has no service of its own any more; its certificate on another client's port is refused.
+    expect(servicesOfServer(after, "f0")).not.toContain("nfs-r2");
+    const r2 = await startClient(before, "r2", newServer.portOf("r0"));
     expect(await roundTrip(r2.port, payload("r2 after"), 3000)).toBeNull();
     expect(newServer.stunnel.log()).toMatch(/Certificate not found in local repository|certificate verify failed|CERT:/i);
-    const r0 = await startClient(after, "r0", newServer.port);
+    const r0 = await startClient(after, "r0", newServer.portOf("r0"));
     const data = payload("r0 after");
     expect((await roundTrip(r0.port, data))?.equals(data)).toBe(true);
+  });
+
+  it("each client's service accepts only that client's certificate and reaches nfsd from that client's own address", async () => {
+    const built = await buildCase("example");
+    const echo = await echoServer();
+    const s = await startServer(built, "f0", echo);
+    const model = built.result.checked.model!;
+    // Every client through its own service: carried, and seen by "nfsd" from its own address.
+    for (const c of model.clients) {
+      const cl = await startClient(built, c.name, s.portOf(c.name));
+      const data = payload(c.name);
+      expect((await roundTrip(cl.port, data))?.equals(data), `${c.name}:\n${s.stunnel.log()}`).toBe(true);
+      expect(echo.peers.at(-1), c.name).toBe(c.sourceAddress);
+    }
+    expect(new Set(echo.peers).size).toBe(model.clients.length);
+    // Every certificate on every other client's port: refused before anything reaches nfsd.
+    const reached = echo.connections;
+    for (const c of model.clients) {
+      for (const other of model.clients.filter((o) => o.name !== c.name)) {
+        const cl = await startClient(built, c.name, s.portOf(other.name));
+        expect(await roundTrip(cl.port, payload(`${c.name} as ${other.name}`), 3000), `${c.name}'s certificate on ${other.name}'s port`).toBeNull();
+        await cl.stunnel.stop();
+      }
+    }
+    expect(echo.connections).toBe(reached);
   });
 
   it("refuses a revoked client's old certificate and accepts its new one", async () => {
@@ -111,9 +140,9 @@ describe.skipIf(!available)("stunnel end to end", () => {
     const after = await buildCase("example", { secretsDir });
     const echo = await echoServer();
     const server = await startServer(after, "f1", echo);
-    const oldR1 = await startClient(before, "r1", server.port);
+    const oldR1 = await startClient(before, "r1", server.portOf("r1"));
     expect(await roundTrip(oldR1.port, payload("old r1"), 3000)).toBeNull();
-    const newR1 = await startClient(after, "r1", server.port);
+    const newR1 = await startClient(after, "r1", server.portOf("r1"));
     const data = payload("new r1");
     expect((await roundTrip(newR1.port, data))?.equals(data)).toBe(true);
   });
@@ -123,12 +152,17 @@ describe.skipIf(!available)("stunnel end to end", () => {
     const echo = await echoServer();
     const r1Pem = join(extract(join(built.outDir, "r1.tar.gz")), "etc/stunnel/r1-stunnel.pem");
     const rogue = await startServer(built, "f0", echo, { cert: r1Pem, key: r1Pem });
-    const cl = await startClient(built, "r0", rogue.port);
+    const cl = await startClient(built, "r0", rogue.portOf("r0"));
     expect(await roundTrip(cl.port, payload("to rogue"), 3000)).toBeNull();
     expect(echo.connections).toBe(0);
     expect(cl.stunnel.log()).toMatch(/CERT|verify|certificate/i);
   });
 });
+
+/** The stunnel services of a storage node's generated configuration. */
+function servicesOfServer(built: Built, host: string): string[] {
+  return servicesOf(readFileSync(join(extract(join(built.outDir, `${host}.tar.gz`)), "usr/local/etc/stunnel/stunnel.conf"), "utf8"));
+}
 
 describe.skipIf(!available)("TLS 1.3 only, on both generated ends", () => {
   function sClient(port: number, args: string[]) {
@@ -139,10 +173,10 @@ describe.skipIf(!available)("TLS 1.3 only, on both generated ends", () => {
     const built = await buildCase("example");
     const echo = await echoServer();
     const s = await startServer(built, "f0", echo);
-    const tls13 = sClient(s.port, ["-tls1_3"]);
+    const tls13 = sClient(s.portOf("r0"), ["-tls1_3"]);
     expect(tls13.stdout).toMatch(/New, TLSv1\.3, Cipher is/);
     for (const weak of [["-tls1_2"], ["-tls1_2", "-cipher", "AES128-SHA"], ["-tls1_2", "-cipher", "AES128-CCM8"]]) {
-      const r = sClient(s.port, weak);
+      const r = sClient(s.portOf("r0"), weak);
       expect(r.stdout, weak.join(" ")).not.toMatch(/New, TLSv1\.2/);
       expect(r.stdout + r.stderr, weak.join(" ")).toMatch(/alert protocol version/i);
     }

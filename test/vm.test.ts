@@ -79,6 +79,7 @@ describe.skipIf(!available)("a Debian client on a booted systemd guest (QEMU)", 
     const env = {
       VIP: model.vip.address,
       PORT: String(model.nfs.tlsPort),
+      CLIENT_ADDR: client.sourceAddress,
       DOMAIN: model.domain,
       STUNNEL_UNIT: client.platform.stunnelUnit,
       EXPORT_DIRS: kept.v4Path.slice(1),
@@ -102,7 +103,7 @@ describe.skipIf(!available)("a Debian client on a booted systemd guest (QEMU)", 
     expect(failed, context).toEqual([]);
     // Every check ran, through both boots (the last is written just before the poweroff).
     for (const name of [
-      "extract-v1-changes-nothing-live", "activate-v1-idempotent", `findmnt ${kept.mountpoint}`, "guard-nobody-refused", "busy-mount-survives-tunnel-restart", "failover-repaired-by-monitor",
+      "extract-v1-changes-nothing-live", "activate-v1-idempotent", `findmnt ${kept.mountpoint}`, "nfsd-sees-client-address", "guard-nobody-refused", "busy-mount-survives-tunnel-restart", "failover-repaired-by-monitor",
       `after-reboot no spurious repair of ${kept.mountpoint}`, "extract-v2-changes-nothing-live", "check-v2-changes-nothing", "removed-mount-gone", "activate-v2-idempotent",
       "override-drop-in-applied", "override-drop-in-removed", "rollback-restores-v1-byte-for-byte", "after-rollback override-drop-in-applied", `after-rollback mounted ${removed.mountpoint}`, "rollback-again-changes-nothing", "revoked-client-refused", "renewed-client-mount-back",
     ]) {
@@ -131,7 +132,7 @@ describe.skipIf(!available)("a Debian client on a booted systemd guest (QEMU)", 
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(keys, "id")]);
     mkdirSync(join(job, "ssh"));
     cpSync(join(keys, "id.pub"), join(job, "ssh/authorized_keys"));
-    const env = { MODE: "ansible", VIP: model.vip.address, PORT: String(model.nfs.tlsPort), DOMAIN: model.domain, EXPORT_DIRS: kept.v4Path.slice(1) };
+    const env = { MODE: "ansible", VIP: model.vip.address, PORT: String(model.nfs.tlsPort), CLIENT_ADDR: client.sourceAddress, DOMAIN: model.domain, EXPORT_DIRS: kept.v4Path.slice(1) };
     writeFileSync(join(job, "env"), Object.entries(env).map(([k, v]) => `${k}='${v}'`).join("\n") + "\n");
     for (const f of ["boot", "driver", "ssh-setup"]) cpSync(join(vmDir, "guest", f), join(job, f));
 

@@ -27,9 +27,10 @@ export interface Secrets {
   trust: string[];
   /**
    * During a CA rotation, client certificates the storage nodes accept besides the current ones:
-   * the next (stage "trust"), or the previous (stage "reissue").
+   * the next (stage "trust"), or the previous (stage "reissue"), by client: each client's stunnel
+   * service accepts only its own.
    */
-  alsoAllowed: string[];
+  alsoAllowed: Map<string, string[]>;
 }
 
 export interface OpenOptions {
@@ -147,7 +148,7 @@ async function createSecrets(dir: string, model: Model, opts: OpenOptions): Prom
     }
   };
   const lineage = [new X509Certificate(ca.certPem).fingerprint256];
-  return { secrets: { ca, server, clients, zfsKeys, trust: [ca.certPem], alsoAllowed: [] }, diagnostics: [], changes, commit, fresh: [ca.certPem, server.certPem, ...[...clients.values()].map((p) => p.certPem)], lineage };
+  return { secrets: { ca, server, clients, zfsKeys, trust: [ca.certPem], alsoAllowed: new Map() }, diagnostics: [], changes, commit, fresh: [ca.certPem, server.certPem, ...[...clients.values()].map((p) => p.certPem)], lineage };
 }
 
 /**
@@ -155,9 +156,9 @@ async function createSecrets(dir: string, model: Model, opts: OpenOptions): Prom
  * in "reissue"), and the other certificates of the clients still in the spec the storage nodes
  * accept (their next ones in "trust", their previous ones in "reissue").
  */
-function loadRotation(dir: string, index: SecretsIndex, model: Model, verified: VerifiedPairs): { trust: string[]; alsoAllowed: string[]; next?: X509Certificate } {
+function loadRotation(dir: string, index: SecretsIndex, model: Model, verified: VerifiedPairs): { trust: string[]; alsoAllowed: Map<string, string[]>; next?: X509Certificate } {
   const r = index.rotation;
-  if (!r) return { trust: [], alsoAllowed: [] };
+  if (!r) return { trust: [], alsoAllowed: new Map() };
   const clients = model.clients.map((c) => c.name).filter((name) => index.clients.includes(name));
   if (r.stage === "trust") {
     const next = loadPair(dir, paths.caNextCert, paths.caNextKey, undefined, verified);
@@ -165,7 +166,7 @@ function loadRotation(dir: string, index: SecretsIndex, model: Model, verified: 
     const nextPair = (rel: [string, string]) => loadPair(dir, paths.next(rel[0]), paths.next(rel[1]), next.cert, verified);
     nextPair(paths.pair({ kind: "server" }));
     // A client added during this stage has no next certificate: it gets one from the new CA in stage 2.
-    const alsoAllowed = clients.filter((name) => existsSync(join(dir, paths.next(paths.clientCert(name))))).map((name) => nextPair(paths.pair({ kind: "client", name })).pair.certPem);
+    const alsoAllowed = new Map(clients.filter((name) => existsSync(join(dir, paths.next(paths.clientCert(name))))).map((name) => [name, [nextPair(paths.pair({ kind: "client", name })).pair.certPem]]));
     return { trust: [next.pair.certPem], alsoAllowed, next: next.cert };
   }
   const prev = readChecked(dir, paths.caPrevCert);
@@ -176,7 +177,8 @@ function loadRotation(dir: string, index: SecretsIndex, model: Model, verified: 
     return fail(dir, paths.caPrevCert, "not a readable PEM certificate", "restore ca-prev/ from your backup");
   }
   if (!prevCert.ca || !prevCert.verify(prevCert.publicKey)) fail(dir, paths.caPrevCert, "the previous CA's certificate is not a self-signed CA", "restore ca-prev/ from your backup");
-  const alsoAllowed = (r.previousClients ?? []).filter((c) => clients.includes(c.name)).map((c) => readChecked(dir, paths.retiredClientCert(c.name, c.serial)).toString("utf8"));
+  const alsoAllowed = new Map<string, string[]>();
+  for (const c of (r.previousClients ?? []).filter((c) => clients.includes(c.name))) alsoAllowed.set(c.name, [...(alsoAllowed.get(c.name) ?? []), readChecked(dir, paths.retiredClientCert(c.name, c.serial)).toString("utf8")]);
   return { trust: [prev.toString("utf8")], alsoAllowed };
 }
 

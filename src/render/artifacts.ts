@@ -34,6 +34,9 @@ export const ACTIVATION_SCRIPT = "usr/local/libexec/f3s/activate";
 /** A client's mount monitor keeps its lock and its per-mount state here; activation takes the same lock. */
 export const MONITOR_STATE_DIR = "/run/f3s-nfs-mount-monitor";
 
+/** Where each client's stunnel allow-list lives on the storage nodes (relative to /). */
+export const ALLOWED_CLIENTS_DIR = "usr/local/etc/stunnel/ca/clients";
+
 export const MANIFEST_TEMPLATE = "common/MANIFEST.hbs";
 
 /**
@@ -88,7 +91,8 @@ export const artifacts: readonly Artifact[] = [
   { template: "storage/stunnel/server-cert.pem.hbs", path: "usr/local/etc/stunnel/server-cert.pem", mode: PUBLIC, roles: STORAGE },
   { template: "storage/stunnel/server-key.pem.hbs", path: "usr/local/etc/stunnel/server-key.pem", mode: PRIVATE, roles: STORAGE },
   { template: "common/ca-cert.pem.hbs", path: "usr/local/etc/stunnel/ca/ca-cert.pem", mode: PUBLIC, roles: STORAGE },
-  { template: "storage/stunnel/allowed-clients.pem.hbs", path: "usr/local/etc/stunnel/ca/allowed-clients.pem", mode: PUBLIC, roles: STORAGE },
+  // One allow-list per client: its stunnel service accepts that client's certificate and no other.
+  { template: "storage/stunnel/allowed-client.pem.hbs", path: (_c, a) => `${ALLOWED_CLIENTS_DIR}/${a.name}.pem`, mode: PUBLIC, roles: STORAGE, each: (c) => c.tls.allowedClients! },
   // zrepl
   { template: "storage/zrepl/push.yml.hbs", path: "usr/local/etc/zrepl/zrepl.yml", mode: PUBLIC, roles: STORAGE, when: (c) => c.storage!.isPrimary },
   { template: "storage/zrepl/sink.yml.hbs", path: "usr/local/etc/zrepl/zrepl.yml", mode: PUBLIC, roles: STORAGE, when: (c) => c.storage!.isStandby },

@@ -4,7 +4,7 @@ import { dropInsOf } from "./overrides.js";
 import { seconds, type Client, type HostRef, type Model, type StorageNode } from "../spec/model.js";
 import { compareStrings } from "../order.js";
 import type { Secrets } from "../pki/secrets.js";
-import { ACTIVATION_SCRIPT, MONITOR_STATE_DIR } from "./artifacts.js";
+import { ACTIVATION_SCRIPT, ALLOWED_CLIENTS_DIR, MONITOR_STATE_DIR } from "./artifacts.js";
 import { familyOf, stateDirOf, type Family } from "./release.js";
 
 export interface StorageView {
@@ -29,6 +29,8 @@ export interface StorageView {
   preflightKeys: { dataset: string; keyFile: string }[];
   /** Seconds a MASTER waits at shutdown for the peer to take the VIP (rc.d/f3s_carp_sync). */
   handoverWait: number;
+  /** The directory of the clients' stunnel allow-lists (relative to /). */
+  allowedClientsDir: string;
 }
 
 export interface HostContext {
@@ -50,8 +52,11 @@ export interface HostContext {
     trustedCas: string;
     serverCert?: string;
     serverKey?: string;
-    /** The CA followed by the certificate of every client in the spec: stunnel's verifyPeer allow-list. */
-    allowedClients?: string;
+    /**
+     * Per client in the spec, its stunnel service's verifyPeer allow-list: the trusted CAs (for
+     * verifyChain) and that client's own certificate(s), no other client's.
+     */
+    allowedClients?: { name: string; pem: string }[];
     /** This client's certificate and key in one file. */
     clientPem?: string;
   };
@@ -70,7 +75,7 @@ export function hostContext(model: Model, host: HostRef, secrets: Secrets): Host
     const pool = (dataset: string) => dataset.split("/")[0]!;
     const own = isPrimary ? model.nfs.dataset : model.replication.sinkRoot;
     // During a CA rotation a client may present its current or its next (or previous) certificate.
-    const allowed = [...secrets.trust, ...model.clients.map((c) => secrets.clients.get(c.name)!.certPem), ...secrets.alsoAllowed];
+    const allowed = model.clients.map((c) => ({ name: c.name, pem: [...secrets.trust, secrets.clients.get(c.name)!.certPem, ...(secrets.alsoAllowed.get(c.name) ?? [])].map(trimPem).join("\n") + "\n" }));
     return {
       ...base,
       host: { ...host, fqdn: node.fqdn },
@@ -97,8 +102,9 @@ export function hostContext(model: Model, host: HostRef, secrets: Secrets): Host
         preflightKeys: isPrimary ? roots : [...roots, { dataset: model.replication.receivedNfsDataset, keyFile: model.encryption.nfsKeyFile }],
         // Longer than this node's master-down interval at the hand-over advskew (3 x advbase + 254/256 s).
         handoverWait: 3 * model.vip.advbase + 3,
+        allowedClientsDir: ALLOWED_CLIENTS_DIR,
       },
-      tls: { ...base.tls, serverCert: secrets.server.certPem, serverKey: secrets.server.keyPem, allowedClients: allowed.map(trimPem).join("\n") + "\n" },
+      tls: { ...base.tls, serverCert: secrets.server.certPem, serverKey: secrets.server.keyPem, allowedClients: allowed },
     };
   }
   if (host.role === "client") {

@@ -113,6 +113,19 @@ export interface Client {
   certFile: string;
   /** Where the rollout reaches the host over SSH. */
   sshHost: string;
+  /**
+   * This client's own way into nfsd on the storage nodes: stunnel service `service` on the VIP at
+   * `tunnelPort` (= tlsPort + slot), whose allow-list holds only this client's certificate, reaching
+   * nfsd from `sourceAddress` (127.0.1.<slot> on lo0), the one address /etc/exports names for it.
+   */
+  slot: number;
+  service: string;
+  tunnelPort: number;
+  sourceAddress: string;
+  /** exports(5) -maproot for this client: clients[].rootAccess, else storage.nfs.rootAccess. */
+  maproot: "nobody" | "root";
+  /** The distinct exports this client's mounts name, in spec order: its /etc/exports lines. */
+  exports: string[];
 }
 
 export interface Member {
@@ -226,10 +239,32 @@ export function keyFileName(fqdn: string, key: string): string {
  * user asked for suid or dev: a set-uid file or a device node on the share would otherwise act on
  * every client.
  */
+/** The first loopback alias of a client: 127.0.1.<slot>, outside 127.0.0.1 that every local process has. */
+export const CLIENT_SOURCE_NET = "127.0.1";
+/** Slots run from 1 to this: one loopback address and one port above tlsPort each. */
+export const MAX_CLIENT_SLOT = 250;
+
+/**
+ * Each client's slot: the one the spec pins, else the lowest free one in list order. Pinned slots
+ * are taken first, so a client added or removed never moves a pinned one.
+ */
+export function clientSlots(clients: readonly { slot?: number }[]): number[] {
+  const taken = new Set(clients.flatMap((c) => (c.slot === undefined ? [] : [c.slot])));
+  let next = 1;
+  return clients.map((c) => {
+    if (c.slot !== undefined) return c.slot;
+    while (taken.has(next)) next++;
+    taken.add(next);
+    return next;
+  });
+}
+
 function mountOptions(port: number, options: string[]): string {
   const safe = ["nosuid", "nodev"].filter((o) => !options.includes(o) && !options.includes(o.slice(2)));
   return [`port=${port}`, ...options, ...safe, "_netdev"].join(",");
 }
+
+const maprootOf = (access: "squash" | "root" | undefined) => (access === "squash" ? "nobody" : "root");
 
 /** RSA keeps its size (4096 unless told); an elliptic curve has no size to choose. */
 function keyAlgorithm(pki: Spec["pki"]): KeyAlgorithm {
@@ -271,7 +306,8 @@ export function toModel(spec: Spec, overrides: Override[] = []): Model {
   // The NFS dataset inherits its key from the innermost encryption root above it.
   const nfsRoot = [...encryption.roots].filter((r) => within(nfs.dataset, r.dataset)).sort((a, b) => b.dataset.length - a.dataset.length)[0]!;
 
-  const clients: Client[] = spec.clients.map((c) => ({
+  const slots = clientSlots(spec.clients);
+  const clients: Client[] = spec.clients.map((c, ci) => ({
     name: c.name,
     fqdn: fqdn(c.name),
     os: c.os ?? "rocky",
@@ -290,6 +326,12 @@ export function toModel(spec: Spec, overrides: Override[] = []): Model {
       unit: systemdEscapePath(m.mountpoint) + ".mount",
       options: mountOptions(nfs.tlsPort, m.options ?? ["hard"]),
     })),
+    slot: slots[ci]!,
+    service: `nfs-${c.name}`,
+    tunnelPort: nfs.tlsPort + slots[ci]!,
+    sourceAddress: `${CLIENT_SOURCE_NET}.${slots[ci]!}`,
+    maproot: maprootOf(c.rootAccess ?? nfs.rootAccess),
+    exports: [...new Set(c.mounts.map((m) => m.export))],
   }));
   const members: Member[] = (spec.members ?? []).map((m) => ({ name: m.name, fqdn: fqdn(m.name), sshHost: m.sshHost ?? fqdn(m.name) }));
 
@@ -338,7 +380,7 @@ export function toModel(spec: Spec, overrides: Override[] = []): Model {
       root: nfs.root,
       dataset: nfs.dataset,
       tlsPort: nfs.tlsPort,
-      maproot: nfs.rootAccess === "squash" ? "nobody" : "root",
+      maproot: maprootOf(nfs.rootAccess),
       markerFile: `${nfs.root}/nfs.DO_NOT_REMOVE`,
       blockFile: `${nfs.root}/nfs.NO_AUTO_FAILBACK`,
     },

@@ -4,6 +4,7 @@ import { error, warning, pointerOf, showValue, type Diagnostic } from "../diag/d
 import { ipv4ToInt, subnetOf, intToIpv4 } from "./net.js";
 import { systemdEscapePath } from "./systemd-escape.js";
 import type { Spec } from "./types.js";
+import { clientSlots, MAX_CLIENT_SLOT } from "./model.js";
 import { closest } from "./suggest.js";
 import { EXPIRY_WARNING_DAYS } from "../pki/expiry.js";
 
@@ -280,8 +281,37 @@ function checkEncryption(spec: Spec, out: Diagnostic[]) {
   }
 }
 
+/**
+ * Each client has its own stunnel service on the VIP at tlsPort + slot and its own loopback address
+ * 127.0.1.<slot>: two clients on one slot would share both, and a port past 65535 or on nfsd's or
+ * rpcbind's own port cannot be listened on.
+ */
+function checkClientSlots(spec: Spec, out: Diagnostic[]) {
+  const slots = clientSlots(spec.clients);
+  const owner = new Map<number, number>();
+  spec.clients.forEach((c, ci) => {
+    const slot = slots[ci]!;
+    const at = c.slot === undefined ? `/clients/${ci}` : `/clients/${ci}/slot`;
+    const first = owner.get(slot);
+    if (first !== undefined) {
+      out.push(error("duplicate-slot", at, `slot ${slot} of ${showValue(c.name)} is also the slot of ${showValue(spec.clients[first]!.name)}`, "give each client its own slot (or leave slot out: the lowest free one is taken)"));
+      return;
+    }
+    owner.set(slot, ci);
+    const port = spec.storage.nfs.tlsPort + slot;
+    const service = RESERVED_PORTS[port];
+    if (port > 65535 || service) {
+      out.push(error("port-conflict", at, `${showValue(c.name)}'s stunnel service would listen on port ${port} (storage.nfs.tlsPort ${spec.storage.nfs.tlsPort} + slot ${slot})${service ? `, ${service}'s own port` : ", past 65535"}`, "lower storage.nfs.tlsPort, or pin this client to another slot"));
+    }
+  });
+  if (slots.length > MAX_CLIENT_SLOT || slots.some((s) => s > MAX_CLIENT_SLOT)) {
+    out.push(error("too-many-clients", "/clients", `${spec.clients.length} clients, but each needs a slot from 1 to ${MAX_CLIENT_SLOT}`, `split the clients over more storage clusters, or pin slots within 1..${MAX_CLIENT_SLOT}`));
+  }
+}
+
 function checkClients(spec: Spec, out: Diagnostic[]) {
-  if (spec.storage.nfs.rootAccess === undefined) {
+  checkClientSlots(spec, out);
+  if (spec.storage.nfs.rootAccess === undefined && spec.clients.some((c) => c.rootAccess === undefined)) {
     out.push(
       warning(
         "implicit-root-access",

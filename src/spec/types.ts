@@ -36,6 +36,8 @@ export interface Spec {
     kubernetesNodeName?: string;
     kubeconfig?: string;
     sshHost?: string;
+    slot?: number;
+    rootAccess?: "squash" | "root";
   }[];
   overrides?: {
     hosts?: string[];
