@@ -132,7 +132,9 @@ export class Host {
         if (prefix === "stub:" && /^(calls|calls\.ts|syslog|journal|kill-count|killed-at)$/.test(rel)) continue;
         if (prefix === "/" && RELEASE_HISTORY.test(rel) && !rel.includes(`/releases/${this.current()}/`)) continue;
         const p = join(dir, rel);
-        out[prefix + rel] = `${(statSync(p).mode & 0o7777).toString(8)} ${createHash("sha256").update(readFileSync(p)).digest("hex").slice(0, 16)}`;
+        // An interface's addresses are a set: one added later is listed last, which no program here reads.
+        const content = prefix === "stub:" && rel.startsWith("if/") ? readFileSync(p, "utf8").split("\n").sort().join("\n") : readFileSync(p);
+        out[prefix + rel] = `${(statSync(p).mode & 0o7777).toString(8)} ${createHash("sha256").update(content).digest("hex").slice(0, 16)}`;
       }
     }
     return out;
