@@ -26,8 +26,8 @@ overrides:
   - roles: [storage]
     patches:
       - path: /usr/local/etc/stunnel/stunnel.conf
-        find: "sslVersionMin = TLSv1.3\\n"
-        replace: "sslVersionMin = TLSv1.3\\nciphersuites = TLS_AES_256_GCM_SHA384\\n"
+        find: "pid = /var/run/stunnel/stunnel.pid\\n"
+        replace: "pid = /var/run/stunnel/stunnel.pid\\nciphersuites = TLS_AES_256_GCM_SHA384\\n"
 `;
 
 /** A directory with the spec (plus `extra`), its files/hello.sh, and the example's secrets. */
@@ -54,7 +54,7 @@ describe("overrides", () => {
     expect(manifest).toMatch(/^0644 [0-9a-f]{64} \/etc\/systemd\/system\/nfs-mount-monitor\.service\.d\/50-local\.conf$/m);
     for (const node of ["f0", "f1"]) {
       const conf = (await cli(["show", node, "--cat", "/usr/local/etc/stunnel/stunnel.conf"], dir)).stdout;
-      expect(conf).toContain("sslVersionMin = TLSv1.3\nciphersuites = TLS_AES_256_GCM_SHA384\n");
+      expect(conf).toContain("pid = /var/run/stunnel/stunnel.pid\nciphersuites = TLS_AES_256_GCM_SHA384\n");
     }
     // Only the hosts named: r1 has neither file.
     expect(existsSync(join(extract(join(dir, "out/r1.tar.gz")), "usr/local/bin/hello"))).toBe(false);
@@ -85,7 +85,7 @@ describe("overrides", () => {
   });
 
   it.each([
-    ["a patch whose text the generated file no longer has", OVERRIDES.replace("TLSv1.3\\n\"", "TLSv1.2\\n\""), /\/overrides\/1\/patches\/0\/find: this patch no longer applies to \/usr\/local\/etc\/stunnel\/stunnel\.conf on f0/],
+    ["a patch whose text the generated file no longer has", OVERRIDES.replace("stunnel.pid\\n\"", "stunnel.pid.old\\n\""), /\/overrides\/1\/patches\/0\/find: this patch no longer applies to \/usr\/local\/etc\/stunnel\/stunnel\.conf on f0/],
     ["a patch of a file the host does not have", OVERRIDES.replace("roles: [storage]", "roles: [client]"), /\/overrides\/1\/patches\/0\/path: r0 has no generated file \/usr\/local\/etc\/stunnel\/stunnel\.conf/],
     ["an extra file where f3s-gen writes one", OVERRIDES.replace("/usr/local/bin/hello", "/usr/local/bin/check-nfs-mount.sh"), /f3s-gen generates \/usr\/local\/bin\/check-nfs-mount\.sh on r0: an extra file cannot replace it/],
     ["a drop-in for a unit the host does not have", OVERRIDES.replace("nfs-mount-monitor.service.d", "nginx.service.d"), /r0 has no unit nginx\.service from f3s-gen for this drop-in/],
