@@ -117,11 +117,13 @@ async function waitForReady(log: () => string, exited: () => boolean, deadline: 
   return false;
 }
 
-export async function startStunnel(conf: string, dir: string, name: string): Promise<Stunnel> {
+/** Starts stunnel on `conf`; `prefix` runs it through another command (e.g. `ip netns exec NS`). */
+export async function startStunnel(conf: string, dir: string, name: string, prefix: string[] = []): Promise<Stunnel> {
   const file = join(dir, `${name}.conf`);
   writeFileSync(file, conf + "\n");
   let log = "";
-  const proc: ChildProcess = spawn(stunnelBinary!, [file], { stdio: ["ignore", "pipe", "pipe"] });
+  const [command, ...args] = [...prefix, stunnelBinary!, file];
+  const proc: ChildProcess = spawn(command!, args, { stdio: ["ignore", "pipe", "pipe"] });
   proc.stdout!.on("data", (d) => (log += d));
   proc.stderr!.on("data", (d) => (log += d));
   const exited = new Promise<void>((r) => proc.on("exit", () => r()));
