@@ -549,6 +549,22 @@ describe.skipIf(!ready)("f3s-activate", () => {
     expect(run().stderr).toMatch(/\/etc\/devd.conf also runs carpcontrol.sh/);
   });
 
+  // exports(5): "all the above export line(s) should be considered to have the -alldirs flag" for
+  // NFSv4, and mountd.c (do_mount) hands a line to the mount of the file system its path is on.
+  it("says whose certificates reach a whole file system beyond their exports, and is silent when each export is one", () => {
+    const { sb, run } = storage("f0", "BACKUP");
+    sb.dataset("zdata/enc/nfsdata", { mounted: "yes", mountpoint: "/data/nfs" });
+    // FreeBSD's mount -p: fstab-format lines. k3svolumes is a directory of the NFS dataset.
+    sb.set("mounts", "zroot/ROOT/default / zfs rw 0 0\nzdata/enc/nfsdata /data/nfs zfs rw,nfsv4acls 0 0\n");
+    const wide = run();
+    expect(wide.code, wide.stderr).toBe(0);
+    expect(wide.stderr).toContain("WARNING: the certificates of r0 r1 r2 reach all of /data/nfs, not only their exports");
+    expect(wide.stderr).not.toMatch(/earth/);
+    // k3svolumes a dataset of its own: every certificate reaches exactly its exports.
+    sb.set("mounts", "zroot/ROOT/default / zfs rw 0 0\nzdata/enc/nfsdata /data/nfs zfs rw,nfsv4acls 0 0\nzdata/enc/nfsdata/k3svolumes /data/nfs/k3svolumes zfs rw,nfsv4acls 0 0\n");
+    expect(run().stderr).not.toContain("reach all of");
+  });
+
   it("standby: waits for the first replication, then sets keylocation, loads the key, mounts read-only", () => {
     const { sb, run } = storage("f1", "BACKUP");
     sb.set("zpool/zdata");

@@ -60,6 +60,8 @@ function storage(name: "f0" | "f1", state: "MASTER" | "BACKUP"): Host {
   const bhyve = name === "f0" ? "zroot/bhyve/fedora" : "zdata/sink/f0/zroot/bhyve/fedora";
   h.sb.dataset(bhyve);
   h.sb.set(`zfs/${bhyve.replace(/\//g, "%")}/snapshots`, snapshots(bhyve, 10, 300));
+  // mount -p (fstab-format): the NFS dataset on the NFS root, the workers' export a directory of it.
+  h.sb.set("mounts", `zroot/ROOT/default / zfs rw 0 0\n${nfs} /data/nfs zfs rw,nfsv4acls 0 0\n`);
   mkdirSync(join(h.root, "data/nfs"), { recursive: true });
   writeFileSync(join(h.root, "data/nfs/nfs.LIVE_CHECK"), `${now() - (name === "f0" ? 20 : 70)}\n`);
   return h;
@@ -132,6 +134,23 @@ describe.skipIf(!ready)("f3s-status: storage nodes", () => {
     const metrics = readFileSync(join(h.sb.dir, "textfile", "f3s.prom"), "utf8");
     expect(metrics).toMatch(/^f3s_client_path_ready\{[^}]*client="r1"[^}]*\} 0$/m);
     expect(metrics).toMatch(/^f3s_client_path_ready\{[^}]*client="earth"[^}]*\} 1$/m);
+  });
+
+  it("says which certificates reach a whole file system beyond their exports, with a metric per client, without failing the host", () => {
+    const h = storage("f0", "MASTER");
+    const nfsFs = h.sb.read("mounts");
+    const wide = h.status(["--json"]);
+    expect(wide.code, wide.stdout).toBe(0);
+    const clients = JSON.parse(wide.stdout).checks.find((c: { check: string }) => c.check === "clients");
+    expect(clients.level).toBe("ok");
+    expect(clients.message).toContain("; r0 reaches all of /data/nfs; r1 reaches all of /data/nfs; r2 reaches all of /data/nfs (exports that are directories");
+    const metrics = h.status(["--prometheus"]).stdout;
+    expect(metrics).toMatch(/^f3s_client_confined\{[^}]*client="r0"[^}]*\} 0$/m);
+    expect(metrics).toMatch(/^f3s_client_confined\{[^}]*client="earth"[^}]*\} 1$/m);
+    // The workers' export a dataset of its own: every client confined.
+    h.sb.set("mounts", nfsFs + "zdata/enc/nfsdata/k3svolumes /data/nfs/k3svolumes zfs rw,nfsv4acls 0 0\n");
+    expect(JSON.parse(h.status(["--json"]).stdout).checks.find((c: { check: string }) => c.check === "clients").message).toBe("every client has its source address on lo0 and its exports line");
+    expect(h.status(["--prometheus"]).stdout.match(/^f3s_client_confined\{.*\} 1$/gm)).toHaveLength(4);
   });
 
   it("each dataset's newest snapshot is held to its own interval: the 10-minute dataset may be 1000 s old, not 2000", () => {
