@@ -52,6 +52,8 @@ function storage(name: "f0" | "f1", state: "MASTER" | "BACKUP"): Host {
   h.sb.set("if/lo0", loopbackOf(h.root));
   const services = state === "MASTER" ? ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel", "zrepl"] : ["rpcbind", "zrepl"];
   for (const s of services) h.sb.set(`running/${s}`);
+  // sockstat -4 -l -P tcp: the MASTER's stunnel listens on every client's service.
+  if (state === "MASTER") h.sb.set("sockstat", listening(example.result.checked.model!.clients.map((c) => c.tunnelPort)));
   h.sb.dataset("zdata/enc");
   h.sb.dataset("zroot/bhyve");
   const nfs = name === "f0" ? "zdata/enc/nfsdata" : "zdata/sink/f0/zdata/enc/nfsdata";
@@ -75,6 +77,9 @@ function client(name: "r0" | "earth"): Host {
   h.sb.set(`mounted/${mountpoint.replace(/\//g, "%")}`);
   return h;
 }
+
+/** sockstat lines for stunnel listening on the example's VIP at these ports. */
+const listening = (ports: number[]) => ports.map((p, i) => `stunnel  stunnel    4242  ${i + 3} tcp4   192.168.1.138:${p}    *:*\n`).join("");
 
 const levels = (stdout: string) => JSON.parse(stdout).checks.map((c: { level: string; check: string }) => `${c.level} ${c.check}`);
 
@@ -129,11 +134,25 @@ describe.skipIf(!ready)("f3s-status: storage nodes", () => {
     h.sb.set("if/lo0", h.sb.read("if/lo0").replace(/^\tinet 127\.0\.1\.2 .*\n/m, ""));
     const r = h.status(["--json"]);
     const json = JSON.parse(r.stdout);
-    expect(json.checks.find((c: { check: string }) => c.check === "clients").message).toBe("no source address on lo0 or no exports line for: r1 (f3s-activate adds them)");
+    expect(json.checks.find((c: { check: string }) => c.check === "clients").message).toBe("r1: no 127.0.1.2 on lo0 (f3s-activate adds addresses and lines, and restarts stunnel for new services)");
     h.status(["--textfile"]);
     const metrics = readFileSync(join(h.sb.dir, "textfile", "f3s.prom"), "utf8");
     expect(metrics).toMatch(/^f3s_client_path_ready\{[^}]*client="r1"[^}]*\} 0$/m);
     expect(metrics).toMatch(/^f3s_client_path_ready\{[^}]*client="earth"[^}]*\} 1$/m);
+  });
+
+  it("names a client whose service stunnel does not listen on (a stunnel still running an older configuration)", () => {
+    const h = storage("f0", "MASTER");
+    const ports = example.result.checked.model!.clients.map((c) => c.tunnelPort);
+    h.sb.set("sockstat", listening(ports.slice(0, -1)) + "root     sshd       812   4  tcp4   *:22                  *:*\n");
+    const r = h.status(["--json"]);
+    expect(r.code, r.stdout).toBe(2);
+    const clients = JSON.parse(r.stdout).checks.find((c: { check: string }) => c.check === "clients");
+    expect(clients.message).toBe(`earth: no service on 192.168.1.138:${ports.at(-1)} (f3s-activate adds addresses and lines, and restarts stunnel for new services)`);
+    expect(h.status(["--prometheus"]).stdout).toMatch(/^f3s_client_path_ready\{[^}]*client="earth"[^}]*\} 0$/m);
+    // Not listening at all is the services check's to say (stunnel stopped): no claim per client.
+    h.sb.set("sockstat", "");
+    expect(JSON.parse(h.status(["--json"]).stdout).checks.find((c: { check: string }) => c.check === "clients").level).toBe("ok");
   });
 
   it("says which certificates reach a whole file system beyond their exports, with a metric per client, without failing the host", () => {
