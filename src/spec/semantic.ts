@@ -304,7 +304,8 @@ function checkClientSlots(spec: Spec, out: Diagnostic[]) {
       out.push(error("port-conflict", at, `${showValue(c.name)}'s stunnel service would listen on port ${port} (storage.nfs.tlsPort ${spec.storage.nfs.tlsPort} + slot ${slot})${service ? `, ${service}'s own port` : ", past 65535"}`, "lower storage.nfs.tlsPort, or pin this client to another slot"));
     }
   });
-  if (slots.length > MAX_CLIENT_SLOT || slots.some((s) => s > MAX_CLIENT_SLOT)) {
+  // Pinned slots are 1..250 by the schema: only a default slot can pass the last one.
+  if (slots.some((s) => s > MAX_CLIENT_SLOT)) {
     out.push(error("too-many-clients", "/clients", `${spec.clients.length} clients, but each needs a slot from 1 to ${MAX_CLIENT_SLOT}`, `split the clients over more storage clusters, or pin slots within 1..${MAX_CLIENT_SLOT}`));
   }
 }
