@@ -125,6 +125,7 @@ const cases: Case[] = [
   { name: "port out of range", text: edit("port: 8888", "port: 70000"), code: "schema.range", pointer: "/storage/replication/port", at: "port: 70000" },
   { name: "two clients pinned to one slot", text: edit("  - name: r1\n", "  - name: r1\n    slot: 2\n", edit("  - name: r0\n", "  - name: r0\n    slot: 2\n")), code: "duplicate-slot", pointer: "/clients/1/slot", at: "slot: 2\n    mounts:\n      - export: /data/nfs/k3svolumes\n        mountpoint: /data/nfs/k3svolumes\n    restartStuckPods: true\n  - name: r2" },
   { name: "a client's port on nfsd's (tlsPort + slot)", text: edit("tlsPort: 2323", "tlsPort: 2047"), code: "port-conflict", pointer: "/clients/1", at: "- name: r1" },
+  { name: "more clients than slots", text: edit("\nmembers:", Array.from({ length: 247 }, (_, i) => `\n  - name: w${i}\n    mounts:\n      - export: /data/nfs/k3svolumes\n        mountpoint: /mnt/v`).join("") + "\n\nmembers:"), code: "too-many-clients", pointer: "/clients", at: "- name: r0\n" },
   { name: "a client's port past 65535", text: edit("tlsPort: 2323", "tlsPort: 65534"), code: "port-conflict", pointer: "/clients/1", at: "- name: r1" },
 ];
 
