@@ -170,6 +170,9 @@ describe.skipIf(!ready)("f3s-status: storage nodes", () => {
     h.sb.set("mounts", nfsFs + "zdata/enc/nfsdata/k3svolumes /data/nfs/k3svolumes zfs rw,nfsv4acls 0 0\n");
     expect(JSON.parse(h.status(["--json"]).stdout).checks.find((c: { check: string }) => c.check === "clients").message).toBe("every client has its source address on lo0 and its exports line");
     expect(h.status(["--prometheus"]).stdout.match(/^f3s_client_confined\{.*\} 1$/gm)).toHaveLength(4);
+    // The NFS dataset not mounted: the nfs check says so, and nothing is claimed about reach.
+    h.sb.set("mounts", "zroot/ROOT/default / zfs rw 0 0\n");
+    expect(h.status(["--prometheus"]).stdout).not.toContain("f3s_client_confined");
   });
 
   it("each dataset's newest snapshot is held to its own interval: the 10-minute dataset may be 1000 s old, not 2000", () => {
