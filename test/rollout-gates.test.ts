@@ -18,16 +18,17 @@ describe.skipIf(!ready)("the rollout playbooks, when something fails", () => {
     expect(play(v1).status).toBe(0);
     const v2 = keep(await release(exampleSpec.replace("tlsPort: 2323", "tlsPort: 2324"), outDir, secrets));
 
-    // r2 lacks the NFS client: its preflight fails, and nothing changes anywhere.
-    hosts.get("r2")!.sb.hide(["mount.nfs4"]);
+    // f1 lacks zrepl: its preflight fails, and nothing changes anywhere. (A program this machine
+    // has, like mount.nfs4, cannot be hidden from a play: the scripts append the system directories.)
+    hosts.get("f1")!.sb.hide(["zrepl"]);
     refresh();
     const since = marks(hosts);
     const refused = play(v2);
     expect(refused.status).not.toBe(0);
-    expect(refused.stdout).toMatch(/r2[\s\S]*preflight: not installed: mount\.nfs4/);
+    expect(refused.stdout).toMatch(/f1[\s\S]*preflight: not installed: zrepl/);
     expect(changeOrder(hosts, since)).toEqual([]);
     for (const [n, h] of hosts) expect(h.current(), n).toBe(readRelease(v1, n));
-    hosts.get("r2")!.sb.unhide();
+    hosts.get("f1")!.sb.unhide();
     refresh();
 
     // r0's mount goes stale (its server is gone): the rollout stops at r0; r1 and r2 keep v1.

@@ -2,10 +2,15 @@
 // stand-ins of test/stubs first on PATH. Paths a script writes to are rewritten to a sandbox by
 // replacing the script's own `NAME=value` assignments at the top.
 import { spawnSync, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../src/paths.js";
 import { tempDir } from "./support.js";
+
+/** This machine's program directories, after the stand-ins on a sandbox's PATH. */
+const SYSTEM_DIRS = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+/** Where the host scripts look too (they append these to PATH). */
+const SCRIPT_DIRS = [...SYSTEM_DIRS, "/usr/local/sbin", "/usr/local/bin"];
 
 export const stubsDir = join(packageRoot, "test/stubs");
 
@@ -41,6 +46,7 @@ export class Sandbox {
   }
 
   private hiddenPath?: string;
+  private masked: string[] = [];
 
   /**
    * Takes commands off PATH (stand-ins and this machine's programs alike), for a host that lacks
@@ -49,27 +55,41 @@ export class Sandbox {
   hide(names: string[]) {
     const dir = join(this.dir, `path-${names.join("-")}`);
     mkdirSync(dir, { recursive: true });
-    for (const from of [stubsDir, "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
+    for (const from of [stubsDir, ...SYSTEM_DIRS]) {
       for (const n of readdirSync(from)) {
         if (names.includes(n) || existsSync(join(dir, n))) continue;
         symlinkSync(join(from, n), join(dir, n));
       }
     }
     this.hiddenPath = dir;
+    // The host scripts append the system directories to PATH themselves (root's PATH may lack
+    // them): a program this machine really has (mount.nfs4 with nfs-common) is masked in a mount
+    // namespace of the run's own instead.
+    this.masked = [...new Set(SCRIPT_DIRS.flatMap((d) => names.map((n) => join(d, n))).filter((f) => existsSync(f)).map((f) => realpathSync(f)))];
+    if (this.masked.length && process.getuid?.() !== 0) throw new Error(`hiding ${this.masked.join(" ")} (this machine has it) needs root, for a private mount namespace`);
   }
 
   /** Puts every command back on PATH. */
   unhide() {
     this.hiddenPath = undefined;
+    this.masked = [];
+  }
+
+  /** The command line that runs `argv`, with the hidden real programs masked (an empty file over each). */
+  private command(argv: string[]): [string, string[]] {
+    if (!this.masked.length) return [argv[0]!, argv.slice(1)];
+    const script = 'n=$1; shift; while [ "$n" -gt 0 ]; do PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind /dev/null "$1" || exit 125; shift; n=$((n - 1)); done; exec "$@"';
+    return ["unshare", ["-m", "--propagation", "private", "sh", "-c", script, "sh", String(this.masked.length), ...this.masked, ...argv]];
   }
 
   env(): NodeJS.ProcessEnv {
-    const path = this.hiddenPath ? [...this.before, this.hiddenPath] : [...this.before, stubsDir, "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+    const path = this.hiddenPath ? [...this.before, this.hiddenPath] : [...this.before, stubsDir, ...SYSTEM_DIRS];
     return { PATH: path.join(":"), F3S_STUB_STATE: this.state, HOME: this.dir, LC_ALL: "C", ...this.extraEnv };
   }
 
   run(shell: "dash" | "bash", script: string, args: string[] = []): Result {
-    const r = spawnSync(shell, [script, ...args], { env: this.env(), encoding: "utf8", timeout: 180_000 });
+    const [command, argv] = this.command([shell, script, ...args]);
+    const r = spawnSync(command, argv, { env: this.env(), encoding: "utf8", timeout: 180_000 });
     if (r.error) throw r.error;
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
@@ -79,7 +99,8 @@ export class Sandbox {
    * whole run, and nothing else, with `kill -KILL 0`. `signal` says whether it was killed.
    */
   runAlone(shell: "dash" | "bash", script: string, args: string[] = [], env: Record<string, string> = {}): Result & { signal: string | null } {
-    const r = spawnSync("setsid", ["-w", shell, script, ...args], { env: { ...this.env(), ...env }, encoding: "utf8", timeout: 180_000 });
+    const [command, argv] = this.command(["setsid", "-w", shell, script, ...args]);
+    const r = spawnSync(command, argv, { env: { ...this.env(), ...env }, encoding: "utf8", timeout: 180_000 });
     if (r.error) throw r.error;
     return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
   }
