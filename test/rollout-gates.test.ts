@@ -1,7 +1,7 @@
 // The rollout's failures with the real Ansible against stand-in hosts (see test/rollout.test.ts): a
 // preflight failure, a failing health gate, the plan, the rollback and what runs where.
 import { describe, expect, it } from "vitest";
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "./support.js";
 import { keep, release } from "./host-harness.js";
@@ -18,9 +18,13 @@ describe.skipIf(!ready)("the rollout playbooks, when something fails", () => {
     expect(play(v1).status).toBe(0);
     const v2 = keep(await release(exampleSpec.replace("tlsPort: 2323", "tlsPort: 2324"), outDir, secrets));
 
-    // f1 lacks zrepl: its preflight fails, and nothing changes anywhere. (A program this machine
-    // has, like mount.nfs4, cannot be hidden from a play: the scripts append the system directories.)
-    hosts.get("f1")!.sb.hide(["zrepl"]);
+    // f1 lacks zrepl (its package: the rc script and the program): its preflight fails, and nothing
+    // changes anywhere. (A program this machine has, like mount.nfs4, cannot be hidden from a play:
+    // the scripts append the system directories to PATH.)
+    const f1 = hosts.get("f1")!;
+    const zreplRc = join(f1.root, "usr/local/etc/rc.d/zrepl");
+    rmSync(zreplRc);
+    f1.sb.hide(["zrepl"]);
     refresh();
     const since = marks(hosts);
     const refused = play(v2);
@@ -28,7 +32,8 @@ describe.skipIf(!ready)("the rollout playbooks, when something fails", () => {
     expect(refused.stdout).toMatch(/f1[\s\S]*preflight: not installed: zrepl/);
     expect(changeOrder(hosts, since)).toEqual([]);
     for (const [n, h] of hosts) expect(h.current(), n).toBe(readRelease(v1, n));
-    hosts.get("f1")!.sb.unhide();
+    writeFileSync(zreplRc, "#!/bin/sh\n", { mode: 0o755 });
+    f1.sb.unhide();
     refresh();
 
     // r0's mount goes stale (its server is gone): the rollout stops at r0; r1 and r2 keep v1.
