@@ -1,6 +1,6 @@
 // The whole pipeline, stage by stage: spec -> model -> secrets -> rendered files -> tarballs -> out/.
 // Each stage returns data; only the last step writes, and it writes out/ atomically.
-import { hasErrors, type Diagnostic } from "./diag/diagnostic.js";
+import { hasErrors, warning, type Diagnostic } from "./diag/diagnostic.js";
 import { checkSpecFile, type CheckedSpec } from "./spec/index.js";
 import type { Model } from "./spec/model.js";
 import { openSecrets, type Secrets } from "./pki/secrets.js";
@@ -11,7 +11,7 @@ import { renderDecommission, retiredHosts, RETIRED_DIR, type RetiredHost } from 
 import { packageRoot, templatesDir } from "./paths.js";
 import { tarGz } from "./pack/tarball.js";
 import { releaseEntries, releaseOf } from "./render/release.js";
-import { hostParts, inventoryText, INVENTORY_FILE, PLAYBOOK_DIR, type HostPart } from "./pack/inventory.js";
+import { hostParts, inventoryText, previousSlots, INVENTORY_FILE, PLAYBOOK_DIR, type HostPart } from "./pack/inventory.js";
 import { sha256 } from "./render/engine.js";
 import { readTarGz } from "./pack/read.js";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -135,6 +135,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   }
   const overrides = overridesThatFail(checked as CheckedSpec & { model: Model }, opened.secrets);
   if (overrides.length) return { checked, diagnostics: [...diagnostics, ...overrides], secretChanges: opened.changes };
+  diagnostics.push(...movedSlots(checked as CheckedSpec & { model: Model }, opts.outDir));
   // Key generation, rendering and packing all happen before anything is recorded: new secrets
   // are committed and out/ replaced only at the end, so a build killed or failing before that
   // changes nothing (the staging directory is dropped by the next run).
@@ -189,6 +190,29 @@ export async function plan(opts: Omit<BuildOptions, "outDir" | "beforeSwap">): P
   for (const h of renderHosts(checked.model, opened.secrets)) hosts.set(h.host.name, h.files);
   hosts.set(KEYS_NAME, keyBundleEntries(checked.model, opened.secrets));
   return { checked, diagnostics, hosts, secretChanges: opened.changes, freshCerts: opened.fresh ?? [] };
+}
+
+/**
+ * Clients whose service moves to another port than the previous build gave them: a slot not pinned
+ * follows the client's place in the list, so removing or inserting a client before it moves it.
+ * Until that client's own release is activated, its tunnel goes to its old port, which the storage
+ * nodes' new release no longer serves (or serves for another client, which refuses its certificate).
+ */
+function movedSlots(checked: CheckedSpec & { model: Model }, outDir: string): Diagnostic[] {
+  const before = previousSlots(outDir);
+  const moved = checked.model.clients.flatMap((c, i) => {
+    const old = before.get(c.name);
+    if (old === undefined || old === c.slot || c.slotPinned) return [];
+    return [
+      warning(
+        "slot-moved",
+        `/clients/${i}`,
+        `${c.name}'s stunnel service moves from slot ${old} to ${c.slot} (port ${c.tunnelPort} on the storage VIP): slots not pinned follow the clients' order`,
+        `${c.name}'s mounts stall from the storage nodes' activation until its own release is activated (deploy.yml does both); write \`slot: ${old}\` under ${c.name} to keep its port`,
+      ),
+    ];
+  });
+  return sortDiagnostics(locate(checked.loaded.sourceMap, moved));
 }
 
 /** The release each host's tarball in the previous out/ stages (a host without one is new). */

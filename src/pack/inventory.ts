@@ -1,7 +1,9 @@
 // out/inventory.yml: the cluster as an Ansible inventory, for the rollout playbooks build copies to
 // out/ansible/ (ansible/ in the package: one source). Groups say each host's part; host variables
 // what it gets (tarball, its SHA-256, release id) and how to reach it.
-import { stringify } from "yaml";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import { readSafely } from "../fs-safe.js";
 import type { Model } from "../spec/model.js";
 import { familyOf, stateDirOf } from "../render/release.js";
 import { seconds } from "../spec/model.js";
@@ -47,8 +49,31 @@ function hostVars(h: BuiltHost, model: Model): Record<string, unknown> {
     f3s_tarball_sha256: h.sha256,
     f3s_release: h.release,
     // The acceptance run writes a probe into each mount and reads the others' through theirs.
-    ...(h.role === "client" ? { f3s_mounts: model.clients.find((c) => c.name === h.name)!.mounts.map((m) => ({ mountpoint: m.mountpoint, export: m.export })) } : {}),
+    ...(h.role === "client" ? clientVars(model.clients.find((c) => c.name === h.name)!) : {}),
   };
+}
+
+function clientVars(c: Model["clients"][number]): Record<string, unknown> {
+  return {
+    f3s_mounts: c.mounts.map((m) => ({ mountpoint: m.mountpoint, export: m.export })),
+    // Its own service on the storage VIP (tlsPort + slot); the next build compares the slot.
+    f3s_slot: c.slot,
+    f3s_service_port: c.tunnelPort,
+  };
+}
+
+/** Each client's slot as the inventory of the previous build in out/ records it (none: empty). */
+export function previousSlots(outDir: string): Map<string, number> {
+  const slots = new Map<string, number>();
+  let inventory: unknown;
+  try {
+    inventory = parse(readSafely(join(outDir, INVENTORY_FILE), { maxBytes: 4 << 20 }).toString("utf8"));
+  } catch {
+    return slots; // no previous build (or not one this version can read): nothing to compare
+  }
+  const hosts = (inventory as { all?: { children?: { f3s_clients?: { hosts?: Record<string, { f3s_slot?: unknown }> } } } })?.all?.children?.f3s_clients?.hosts ?? {};
+  for (const [name, vars] of Object.entries(hosts)) if (typeof vars?.f3s_slot === "number") slots.set(name, vars.f3s_slot);
+  return slots;
 }
 
 export function inventoryText(model: Model, hosts: BuiltHost[]): Buffer {

@@ -119,6 +119,8 @@ export interface Client {
    * nfsd from `sourceAddress` (127.0.1.<slot> on lo0), the one address /etc/exports names for it.
    */
   slot: number;
+  /** Whether the spec pins `slot` (clients[].slot); otherwise it follows the clients' order. */
+  slotPinned: boolean;
   service: string;
   tunnelPort: number;
   sourceAddress: string;
@@ -327,6 +329,7 @@ export function toModel(spec: Spec, overrides: Override[] = []): Model {
       options: mountOptions(nfs.tlsPort, m.options ?? ["hard"]),
     })),
     slot: slots[ci]!,
+    slotPinned: c.slot !== undefined,
     service: `nfs-${c.name}`,
     tunnelPort: nfs.tlsPort + slots[ci]!,
     sourceAddress: `${CLIENT_SOURCE_NET}.${slots[ci]!}`,
