@@ -61,27 +61,34 @@ export function parseExports(text: string): { v4Root: string; lines: ExportLine[
 const within = (path: string, dir: string) => path === dir || path.startsWith(dir === "/" ? "/" : `${dir}/`);
 
 /**
- * The exports in nfs-ganesha's syntax, one EXPORT per exported path (Pseudo: the path under the V4:
- * root, as clients name it). The translation keeps FreeBSD's meaning where ganesha differs:
- * - a client's line grants its paths and everything under them (RW, its -maproot): FreeBSD applies
- *   a line to the whole file system, so an export below a granted path is granted too;
- * - an export above a granted path gets metadata-only access for that client: NFSv4 clients look
- *   up their way from the V4: root to their export (FreeBSD lets them traverse the root), but read
+ * The exports in nfs-ganesha's syntax, with FreeBSD's meaning: one EXPORT per file system on the
+ * storage node (the NFS root's, and each export dataset's; Pseudo: its path under the V4: root, as
+ * clients name it), because FreeBSD applies a line to the whole file system its paths are on
+ * (exports(5): with NFSv4 every line counts as -alldirs; mountd.c hands a line to the mount of its
+ * file system) and never beyond it into another (a file system below has lines of its own):
+ * - a client with a line on a file system gets all of it (RW, its -maproot);
+ * - a file system on the way from the V4: root to one of the client's lines gets metadata-only
+ *   access: NFSv4 clients look up their way to their export (FreeBSD lets them traverse), but read
  *   and write nothing there;
  * - everything else: no access (ganesha's Access_Type = None, like a host mountd does not list).
  */
-export function ganeshaConfig(exportsText: string, dataDir: string, recoveryDir: string): string {
+export function ganeshaConfig(exportsText: string, fileSystems: string[], dataDir: string, recoveryDir: string): string {
   const { v4Root, lines } = parseExports(exportsText);
-  const paths = [...new Set(lines.flatMap((l) => l.paths))].sort();
-  const blocks = paths.map((path, i) => {
+  const all = [v4Root, ...fileSystems].sort();
+  const fsOf = (p: string) => all.filter((f) => within(p, f)).sort((a, b) => b.length - a.length)[0]!;
+  for (const l of lines) {
+    // mountd (get_exportlist_one) drops a line whose directories are on different file systems.
+    expect(new Set(l.paths.map(fsOf)).size, `${l.paths.join(" ")}: one file system per line`).toBe(1);
+  }
+  const blocks = all.map((fs, i) => {
     const clients = lines.flatMap((l) => {
       const squash = l.maproot === "root" ? "no_root_squash" : "root_squash";
       const who = `Clients = ${l.network}/${l.prefix}`;
-      if (l.paths.some((p) => within(path, p))) return [`  CLIENT { ${who}; Access_Type = RW; Squash = ${squash}; }`];
-      if (l.paths.some((p) => within(p, path))) return [`  CLIENT { ${who}; Access_Type = MDONLY_RO; Squash = root_squash; }`];
+      if (fsOf(l.paths[0]!) === fs) return [`  CLIENT { ${who}; Access_Type = RW; Squash = ${squash}; }`];
+      if (l.paths.some((p) => within(p, fs))) return [`  CLIENT { ${who}; Access_Type = MDONLY_RO; Squash = root_squash; }`];
       return [];
     });
-    const rel = posix.relative(v4Root, path);
+    const rel = posix.relative(v4Root, fs);
     return [
       "EXPORT {",
       `  Export_Id = ${i + 1}; Path = ${join(dataDir, rel)}; Pseudo = /${rel};`,
@@ -103,55 +110,61 @@ export function ganeshaConfig(exportsText: string, dataDir: string, recoveryDir:
 // The example with two kinds of client: the workers r0-r2 (k3svolumes) squashed, the laptop (the
 // whole NFS root) with root.
 const exampleSpec = readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8");
-const spec = exampleSpec.replace(/^(  - name: r\d)\n/gm, "$1\n    rootAccess: squash\n").replace(/^(  - name: earth\b.*)\n/m, "$1\n    rootAccess: root\n");
+const squashedWorkers = exampleSpec.replace(/^(  - name: r\d)\n/gm, "$1\n    rootAccess: squash\n").replace(/^(  - name: earth\b.*)\n/m, "$1\n    rootAccess: root\n");
+// Two ways the same cluster can hold its exports: as directories of the NFS dataset (the example as
+// written, the blog's way), or each a dataset of its own (storage.nfs.exportDatasets).
+const modes = [
+  { name: "each export a dataset of its own (exportDatasets)", datasets: true, spec: squashedWorkers.replace(/^( +)tlsPort: .*$/m, "$&\n$1exportDatasets: true") },
+  { name: "exports as directories of the NFS dataset", datasets: false, spec: squashedWorkers },
+];
 
-const ns = `f3s-nfs-${process.pid}`;
-/** Runs a command inside the namespace. */
-const nsPrefix = ["ip", "netns", "exec", ns];
-const running: { stop(): Promise<void> }[] = [];
-let built: Built;
-let model: Model;
-let data = "";
-let ganesha: ChildProcess | undefined;
-let ganeshaLogFile = "";
-const ganeshaLog = () => {
-  try {
-    return readFileSync(ganeshaLogFile, "utf8");
-  } catch {
-    return "";
+describe.skipIf(!available).each(modes)("per-client exports on a real NFS server (nfs-ganesha) behind the generated tunnels: $name", ({ datasets, spec }) => {
+  const ns = `f3s-nfs-${process.pid}-${datasets ? "ds" : "dir"}`;
+  /** Runs a command inside the namespace. */
+  const nsPrefix = ["ip", "netns", "exec", ns];
+  const running: { stop(): Promise<void> }[] = [];
+  let built: Built;
+  let model: Model;
+  let data = "";
+  let ganesha: ChildProcess | undefined;
+  let ganeshaLogFile = "";
+  const ganeshaLog = () => {
+    try {
+      return readFileSync(ganeshaLogFile, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  /** Each client's tunnel: the local port of its own stunnel client. */
+  const tunnelOf = new Map<string, number>();
+  /** The storage node's port of each service (nfs-<client>). */
+  let servicePorts: Record<string, number> = {};
+
+  /** Runs a libnfs tool inside the namespace (as root, the identity root squashing is about). */
+  function nfs(tool: "nfs-ls" | "nfs-cat" | "nfs-cp", port: number, path: string, local?: string) {
+    const url = `nfs://127.0.0.1${path}?version=4&nfsport=${port}`;
+    const args = tool === "nfs-cp" ? [local!, url] : [url];
+    const r = spawnSync("ip", [...nsPrefix.slice(1), tool, ...args], { encoding: "utf8", timeout: 30_000 });
+    return { ok: r.status === 0, out: r.stdout, err: `${r.stdout}${r.stderr}${r.error ?? ""}` };
   }
-};
-/** Each client's tunnel: the local port of its own stunnel client. */
-const tunnelOf = new Map<string, number>();
-/** The storage node's port of each service (nfs-<client>). */
-let servicePorts: Record<string, number> = {};
 
-/** Runs a libnfs tool inside the namespace (as root, the identity root squashing is about). */
-function nfs(tool: "nfs-ls" | "nfs-cat" | "nfs-cp", port: number, path: string, local?: string) {
-  const url = `nfs://127.0.0.1${path}?version=4&nfsport=${port}`;
-  const args = tool === "nfs-cp" ? [local!, url] : [url];
-  const r = spawnSync("ip", [...nsPrefix.slice(1), tool, ...args], { encoding: "utf8", timeout: 30_000 });
-  return { ok: r.status === 0, out: r.stdout, err: `${r.stdout}${r.stderr}${r.error ?? ""}` };
-}
-
-/** A client's generated tunnel (its own certificate) to a service port; returns its local port. */
-async function startTunnel(client: string, servicePort: number): Promise<number> {
-  const root = extract(join(built.outDir, `${client}.tar.gz`));
-  const port = await freePort();
-  const conf = clientConf(readFileSync(join(root, "etc/stunnel/stunnel.conf"), "utf8"), root, { accept: port, connect: servicePort }, join(root, "stunnel.pid"));
-  running.push(await startStunnel(conf, root, `client-${client}-${servicePort}`, nsPrefix));
-  return port;
-}
-
-async function until(what: string, ok: () => boolean, ms: number) {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`${what} within ${ms} ms; ganesha's log:\n${ganeshaLog()}`);
-    await new Promise((r) => setTimeout(r, 200));
+  /** A client's generated tunnel (its own certificate) to a service port; returns its local port. */
+  async function startTunnel(client: string, servicePort: number): Promise<number> {
+    const root = extract(join(built.outDir, `${client}.tar.gz`));
+    const port = await freePort();
+    const conf = clientConf(readFileSync(join(root, "etc/stunnel/stunnel.conf"), "utf8"), root, { accept: port, connect: servicePort }, join(root, "stunnel.pid"));
+    running.push(await startStunnel(conf, root, `client-${client}-${servicePort}`, nsPrefix));
+    return port;
   }
-}
 
-describe.skipIf(!available)("per-client exports on a real NFS server (nfs-ganesha) behind the generated tunnels", () => {
+  async function until(what: string, ok: () => boolean, ms: number) {
+    const end = Date.now() + ms;
+    while (!ok()) {
+      if (Date.now() > end) throw new Error(`${what} within ${ms} ms; ganesha's log:\n${ganeshaLog()}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
   beforeAll(async () => {
     const dir = tempDir("f3s-nfs-");
     writeFileSync(join(dir, "spec.yaml"), spec);
@@ -172,7 +185,9 @@ describe.skipIf(!available)("per-client exports on a real NFS server (nfs-ganesh
 
     const conf = join(dir, "ganesha.conf");
     mkdirSync(join(dir, "recovery"));
-    writeFileSync(conf, ganeshaConfig(readFileSync(join(storage, "etc/exports"), "utf8"), data, join(dir, "recovery")));
+    const fileSystems = model.nfs.fileSystems.map((f) => f.path);
+    expect(fileSystems.length > 0, "export datasets in this mode").toBe(datasets);
+    writeFileSync(conf, ganeshaConfig(readFileSync(join(storage, "etc/exports"), "utf8"), fileSystems, data, join(dir, "recovery")));
     expect(spawnSync("ip", ["netns", "add", ns]).status).toBe(0);
     expect(spawnSync("ip", ["netns", "exec", ns, "ip", "link", "set", "lo", "up"]).status).toBe(0);
     // Its own /run keeps ganesha away from the machine's rpcbind and D-Bus (NFSv4 needs neither).
@@ -218,7 +233,7 @@ describe.skipIf(!available)("per-client exports on a real NFS server (nfs-ganesh
     expect(nfs("nfs-cat", tunnelOf.get(worker().name)!, "/k3svolumes/shared.txt").out).toBe("a volume\n");
   });
 
-  it("gives a worker's certificate nothing of the laptop's: no read, no write", () => {
+  it.runIf(datasets)("gives a worker's certificate nothing of the laptop's: no read, no write", () => {
     for (const c of model.clients.filter((c) => !c.exports.includes(model.nfs.root))) {
       const port = tunnelOf.get(c.name)!;
       const read = nfs("nfs-cat", port, "/home/laptop-only.txt");
@@ -229,6 +244,14 @@ describe.skipIf(!available)("per-client exports on a real NFS server (nfs-ganesh
       const write = nfs("nfs-cp", port, "/home/from-worker.txt", local);
       expect(write.ok, `${c.name} wrote into the laptop's export: ${write.err}`).toBe(false);
       expect(() => statSync(join(data, "home/from-worker.txt"))).toThrow();
+    }
+  });
+
+  // What f3s-activate and f3s-status warn about: FreeBSD grants a worker's line the whole NFS
+  // dataset, its export being a directory of it.
+  it.runIf(!datasets)("lets a worker's certificate read the laptop's files when the exports are directories of one dataset", () => {
+    for (const c of model.clients.filter((c) => !c.exports.includes(model.nfs.root))) {
+      expect(nfs("nfs-cat", tunnelOf.get(c.name)!, "/home/laptop-only.txt").out, c.name).toBe("the laptop's own\n");
     }
   });
 

@@ -65,8 +65,8 @@ describe("/etc/exports and lo0: each client's line as mountd and network.subr re
     .replace(/(  - name: r2\n    mounts:\n)/, "$1      - export: /data/nfs/shared\n        mountpoint: /mnt/shared\n");
   const model = checkSpecText("spec.yaml", spread).model!;
 
-  async function generated(): Promise<{ exports: string; netif: string; stunnel: string }> {
-    const out = keep(await release(spread.replace(/^( +)keyBits: .*$/m, "$1keyType: ecdsa-p256"), join(tempDir(), "out"), join(tempDir(), "secrets")));
+  async function generated(text = spread): Promise<{ exports: string; netif: string; stunnel: string }> {
+    const out = keep(await release(text.replace(/^( +)keyBits: .*$/m, "$1keyType: ecdsa-p256"), join(tempDir(), "out"), join(tempDir(), "secrets")));
     const root = extract(join(out, "f0.tar.gz"));
     const rel = (p: string) => readFileSync(join(root, p), "utf8");
     return { exports: rel("etc/exports"), netif: rel("etc/rc.conf.d/netif"), stunnel: rel("usr/local/etc/stunnel/stunnel.conf") };
@@ -127,6 +127,48 @@ describe("/etc/exports and lo0: each client's line as mountd and network.subr re
     for (const p of parsed) for (const d of p.dirs) expect(d === model.nfs.root || d.startsWith(model.nfs.root + "/"), d).toBe(true);
     expect(model.clients.find((c) => c.name === "earth")).toMatchObject({ maproot: "root", slot: 9, sourceAddress: "127.0.1.9" });
     expect(model.clients.find((c) => c.name === "r0")).toMatchObject({ maproot: "nobody", slot: 1 });
+  });
+
+  // What each address reaches, as FreeBSD applies the lines: exports(5) ("all the above export
+  // line(s) should be considered to have the -alldirs flag" for NFSv4) and mountd.c, which hands a
+  // line to the mount of the file system its directories are on: the whole file system, and none
+  // below it that has lines of its own.
+  function reach(exports: string, fileSystems: string[]) {
+    const fsOf = (p: string) => fileSystems.filter((f) => p === f || p.startsWith(f + "/")).sort((a, b) => b.length - a.length)[0]!;
+    const byAddress = new Map<string, string[]>();
+    const seen = new Set<string>();
+    for (const line of lines(exports).filter((f) => f[0] !== "V4:").map(parseLine)) {
+      const fs = new Set(line.dirs.map(fsOf));
+      // get_exportlist_one compares each directory's f_fsid with the first's: "dirs must be in the same filesystem".
+      expect(fs.size, `${line.dirs.join(" ")}: one file system per line`).toBe(1);
+      // exports(5): "A host may be specified only once for each local file system".
+      const key = `${line.network} ${[...fs][0]}`;
+      expect(seen.has(key), `${key}: a host once per file system`).toBe(false);
+      seen.add(key);
+      byAddress.set(line.network!, [...(byAddress.get(line.network!) ?? []), ...fs].sort());
+    }
+    return byAddress;
+  }
+
+  it("with export datasets, each client's lines reach exactly the file systems of its exports", async () => {
+    const text = spread.replace(/^( +)tlsPort: .*$/m, "$&\n$1exportDatasets: true");
+    const m = checkSpecText("spec.yaml", text).model!;
+    const fileSystems = [m.nfs.root, ...m.nfs.fileSystems.map((f) => f.path)];
+    expect(fileSystems).toEqual(["/data/nfs", "/data/nfs/k3svolumes", "/data/nfs/shared"]);
+    const reached = reach((await generated(text)).exports, fileSystems);
+    for (const c of m.clients) {
+      const fs = reached.get(c.sourceAddress)!;
+      // Every file system it reaches lies within one of its exports, and each export is one.
+      for (const f of fs) expect(c.exports.some((e) => f === e || f.startsWith(e + "/")), `${c.name} reaches ${f}`).toBe(true);
+      for (const e of c.exports) expect(fs, c.name).toContain(e);
+    }
+    expect(reached.get(m.clients.find((c) => c.name === "earth")!.sourceAddress)).toEqual(fileSystems);
+    expect(reached.get(m.clients.find((c) => c.name === "r2")!.sourceAddress)).toEqual(["/data/nfs/k3svolumes", "/data/nfs/shared"]);
+  });
+
+  it("without them, a worker's line reaches the whole NFS dataset (what activation and f3s-status warn about)", async () => {
+    const reached = reach((await generated()).exports, [model.nfs.root]);
+    expect(reached.get(model.clients.find((c) => c.name === "r0")!.sourceAddress)).toEqual([model.nfs.root]);
   });
 
   it("each client's address is a lo0 alias netif adds at boot, and its stunnel service connects from it", async () => {

@@ -2,7 +2,7 @@
 // stand-ins of test/stubs first on PATH. Paths a script writes to are rewritten to a sandbox by
 // replacing the script's own `NAME=value` assignments at the top.
 import { spawnSync, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../src/paths.js";
 import { tempDir } from "./support.js";
@@ -116,6 +116,11 @@ export class Sandbox {
     return existsSync(join(this.state, rel));
   }
 
+  /** Removes a state file or directory of the stand-ins (e.g. a dataset: "zfs/<name with / as %>"). */
+  remove(rel: string) {
+    rmSync(join(this.state, rel), { recursive: true, force: true });
+  }
+
   read(rel: string): string {
     return existsSync(join(this.state, rel)) ? readFileSync(join(this.state, rel), "utf8") : "";
   }
@@ -171,4 +176,4 @@ export function loopbackOf(root: string): string {
   return plainInterface("lo0", "127.0.0.1") + addresses.map((a) => `\tinet ${a} netmask 0xffffffff\n`).join("");
 }
 
-export const mutating = /\b(start|stop|restart|reload|enable|set|mount|load-key|kldload|daemon-reload|delete|umount)\b|state (master|backup)|ifconfig \S+ inet |sysctl --system|sysctl \S+=|nfsidmap -c/;
+export const mutating = /\b(start|stop|restart|reload|enable|set|mount|load-key|create|kldload|daemon-reload|delete|umount)\b|state (master|backup)|ifconfig \S+ inet |sysctl --system|sysctl \S+=|nfsidmap -c/;

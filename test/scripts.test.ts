@@ -1,7 +1,7 @@
 // Behaviour of every generated script, run by the shell that runs it on the host (dash for
 // FreeBSD's sh, bash for the Linux clients) against stand-ins for the system commands.
 import { describe, expect, it, beforeAll } from "vitest";
-import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { buildCase, extract, extractRoot, hasTool, tempDir, type Built } from "./support.js";
 import { Sandbox, carpInterface, plainInterface, mutating, stubsDir } from "./script-harness.js";
@@ -10,9 +10,10 @@ const ready = hasTool("dash", ["-c", "true"]) && hasTool("flock", ["--version"])
 
 let example: Built;
 let other: Built;
+let exportDatasets: Built;
 const roots = new Map<string, string>();
 beforeAll(async () => {
-  [example, other] = await Promise.all([buildCase("example"), buildCase("other")]);
+  [example, other, exportDatasets] = await Promise.all([buildCase("example"), buildCase("other"), buildCase("export-datasets")]);
   for (const h of ["f0", "f1", "f2", "r0", "earth"]) roots.set(h, extract(join(example.outDir, `${h}.tar.gz`)));
   for (const h of ["stor-a", "stor-b", "k8s-a"]) roots.set(h, extract(join(other.outDir, `${h}.tar.gz`)));
 });
@@ -465,9 +466,9 @@ describe.skipIf(!ready)("f3s-activate", () => {
   const hostsBefore = "127.0.0.1 localhost\n192.168.1.138 f3s-storage-ha # added by hand\n::1 localhost\n";
 
   /** A storage node's root with the tarball extracted, and what the preflight asks for. */
-  function storage(host: string, carpState: string | null) {
+  function storage(host: string, carpState: string | null, built = example) {
     const sb = new Sandbox();
-    const root = extractRoot(join(example.outDir, `${host}.tar.gz`));
+    const root = extractRoot(join(built.outDir, `${host}.tar.gz`));
     const release = readFileSync(join(root, "var/db/f3s/staged"), "utf8").trim();
     mkdirSync(join(root, "etc"), { recursive: true });
     mkdirSync(join(root, "keys"), { recursive: true });
@@ -583,6 +584,76 @@ describe.skipIf(!ready)("f3s-activate", () => {
     const before = mutations(sb).length;
     expect(run().stdout).toContain("nothing changed");
     expect(mutations(sb).slice(before)).toEqual([]);
+  });
+
+  // fixtures/valid/export-datasets: k3svolumes (the workers'), and backup/earth below backup.
+  it("export datasets: the primary creates each export's dataset, parents first, after the NFS dataset; then nothing", () => {
+    const { sb, run } = storage("f0", null, exportDatasets);
+    sb.dataset("zdata/enc/nfsdata");
+    const first = run();
+    expect(first.code, first.stderr).toBe(0);
+    expect(mutations(sb).filter((c) => /^zfs (create|mount)/.test(c))).toEqual([
+      "zfs mount zdata/enc/nfsdata",
+      "zfs create zdata/enc/nfsdata/backup",
+      "zfs create zdata/enc/nfsdata/backup/earth",
+      "zfs create zdata/enc/nfsdata/k3svolumes",
+    ]);
+    expect(first.stdout).toContain("created zdata/enc/nfsdata/k3svolumes: the export /data/nfs/k3svolumes is a file system of its own");
+    expect(sb.prop("zdata/enc/nfsdata/backup/earth", "mountpoint")).toBe("/data/nfs/backup/earth");
+    const before = mutations(sb).length;
+    expect(run().stdout).toContain("nothing changed");
+    expect(mutations(sb).slice(before)).toEqual([]);
+    // One unmounted since (a failed mount at boot): mounted again, not created.
+    sb.set("zfs/zdata%enc%nfsdata%k3svolumes/mounted", "no\n");
+    run();
+    expect(mutations(sb).slice(before)).toEqual(["zfs mount zdata/enc/nfsdata/k3svolumes"]);
+  });
+
+  it("export datasets: preflight refuses an export path holding files (they would be hidden) or a planted link, and changes nothing", () => {
+    const { sb, root, run } = storage("f0", null, exportDatasets);
+    sb.dataset("zdata/enc/nfsdata", { mounted: "yes", mountpoint: "/data/nfs" });
+    mkdirSync(join(root, "data/nfs/k3svolumes"));
+    writeFileSync(join(root, "data/nfs/k3svolumes/pvc-1"), "a volume\n");
+    symlinkSync("/etc", join(root, "data/nfs/backup"));
+    const r = run();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("preflight: the export /data/nfs/k3svolumes holds files but is not the dataset zdata/enc/nfsdata/k3svolumes (storage.nfs.exportDatasets): creating the dataset would hide them");
+    expect(r.stderr).toContain("preflight: the export /data/nfs/backup is a link or a file, not a directory (planted through NFS?)");
+    expect(mutations(sb)).toEqual([]);
+    // An empty directory is no loss: the dataset is mounted over it.
+    rmSync(join(root, "data/nfs/k3svolumes/pvc-1"));
+    rmSync(join(root, "data/nfs/backup"));
+    const fine = run();
+    expect(fine.code, fine.stderr).toBe(0);
+    expect(mutations(sb)).toContain("zfs create zdata/enc/nfsdata/k3svolumes");
+  });
+
+  it("export datasets: the standby mounts each one read-only once it and its directory are received", () => {
+    const { sb, root, run } = storage("f1", "BACKUP", exportDatasets);
+    const received = "zdata/sink/f0/zdata/enc/nfsdata";
+    sb.dataset(received, { keylocation: "prompt", keystatus: "unavailable" });
+    const child = `${received}/k3svolumes`;
+    // Received raw on its own: an encryption root of its own, its key not loaded.
+    sb.dataset(child, { keylocation: "prompt", keystatus: "unavailable", encryptionroot: child });
+    const first = run();
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain(`${received}/backup has not been received yet`);
+    expect(first.stdout).toContain("/data/nfs/k3svolumes is not in the received /data/nfs yet");
+    expect(sb.prop(child, "mounted")).toBe("no");
+    // The parent's next snapshot brings the mount point.
+    mkdirSync(join(root, "data/nfs/k3svolumes"));
+    expect(run().code).toBe(0);
+    expect(sb.prop(child, "keylocation")).toBe("file:///keys/f0.lan.buetow.org:zdata.key");
+    expect(sb.prop(child, "keystatus")).toBe("available");
+    expect(sb.prop(child, "readonly")).toBe("on");
+    expect(sb.prop(child, "mountpoint")).toBe("/data/nfs/k3svolumes");
+    expect(sb.prop(child, "mounted")).toBe("yes");
+    // One that inherits its key from the received parent takes no keylocation (zfs refuses it).
+    sb.dataset(`${received}/backup`, { encryptionroot: received, mountpoint: "/data/nfs/backup" });
+    mkdirSync(join(root, "data/nfs/backup"));
+    expect(run().code).toBe(0);
+    expect(sb.calls().filter((c) => c.startsWith(`zfs set keylocation=`) && c.endsWith(`${received}/backup`))).toEqual([]);
+    expect(sb.prop(`${received}/backup`, "mounted")).toBe("yes");
   });
 
   it("a live file changed by hand is put back from the release; its service is not restarted for it", () => {

@@ -13,8 +13,9 @@ const ready = hasTool("dash", ["-c", "true"]);
 const promtool = hasTool("promtool", ["--version"]);
 
 let example: Built;
+let exportDatasets: Built;
 beforeAll(async () => {
-  example = await buildCase("example");
+  [example, exportDatasets] = await Promise.all([buildCase("example"), buildCase("export-datasets")]);
 });
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -29,9 +30,9 @@ interface Host {
 
 const RELEASE = "0123456789abcdef";
 
-function host(name: string): Host {
+function host(name: string, built = example): Host {
   const sb = new Sandbox();
-  const root = extract(join(example.outDir, `${name}.tar.gz`));
+  const root = extract(join(built.outDir, `${name}.tar.gz`));
   const textfiles = join(sb.dir, "textfile");
   const shell = readFileSync(join(root, "usr/local/sbin/f3s-status"), "utf8").startsWith("#!/bin/bash") ? "bash" : "dash";
   const vars: Record<string, string> = { ROOT: root, TEXTFILE_DIR: textfiles };
@@ -46,8 +47,8 @@ function host(name: string): Host {
 }
 
 /** A storage node as it should be: `state` the CARP state, everything else in order. */
-function storage(name: "f0" | "f1", state: "MASTER" | "BACKUP"): Host {
-  const h = host(name);
+function storage(name: "f0" | "f1", state: "MASTER" | "BACKUP", built = example): Host {
+  const h = host(name, built);
   h.sb.set("if/re0", carpInterface("re0", "192.168.1.130", "192.168.1.138", 1, state));
   h.sb.set("if/lo0", loopbackOf(h.root));
   const services = state === "MASTER" ? ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel", "zrepl"] : ["rpcbind", "zrepl"];
@@ -175,6 +176,24 @@ describe.skipIf(!ready)("f3s-status: storage nodes", () => {
     expect(h.status(["--prometheus"]).stdout).not.toContain("f3s_client_confined");
   });
 
+  it("export datasets: one not mounted degrades the node, with a metric; the standby waits for one not received", () => {
+    const h = storage("f0", "MASTER", exportDatasets);
+    const nfsCheck = () => JSON.parse(h.status(["--json"]).stdout).checks.find((c: { check: string }) => c.check === "nfs");
+    const unmounted = () => /^f3s_nfs_export_datasets_unmounted(\{[^}]*\})? (\d+)$/m.exec(h.status(["--prometheus"]).stdout)?.[2];
+    for (const ds of ["backup", "backup/earth", "k3svolumes"]) h.sb.dataset(`zdata/enc/nfsdata/${ds}`, { mounted: "yes" });
+    expect(nfsCheck().level).toBe("ok");
+    expect(unmounted()).toBe("0");
+    h.sb.set("zfs/zdata%enc%nfsdata%k3svolumes/mounted", "no\n");
+    h.sb.remove("zfs/zdata%enc%nfsdata%backup%earth");
+    expect(nfsCheck()).toMatchObject({ level: "degraded", message: "the export datasets of /data/nfs/backup/earth /data/nfs/k3svolumes are not mounted: their clients see a directory of zdata/enc/nfsdata (f3s-activate mounts them)" });
+    expect(unmounted()).toBe("2");
+    // The standby before their first replication: nothing to mount yet.
+    const standby = storage("f1", "BACKUP", exportDatasets);
+    expect(JSON.parse(standby.status(["--json"]).stdout).checks.find((c: { check: string }) => c.check === "nfs").level).toBe("ok");
+    standby.sb.dataset("zdata/sink/f0/zdata/enc/nfsdata/k3svolumes");
+    expect(JSON.parse(standby.status(["--json"]).stdout).checks.find((c: { check: string }) => c.check === "nfs").level).toBe("degraded");
+  });
+
   it("each dataset's newest snapshot is held to its own interval: the 10-minute dataset may be 1000 s old, not 2000", () => {
     // zroot/bhyve/fedora snapshots every 10m: its limit is 2 x 600 s + 300 s, not the NFS dataset's 600 s.
     const fine = storage("f0", "MASTER");
@@ -269,6 +288,7 @@ describe.skipIf(!ready)("metrics for node_exporter's textfile collector", () => 
     ["client", () => client("r0")],
     ["client with DNAT", () => client("earth")],
     ["member", () => host("f2")],
+    ["primary with an export dataset not mounted", () => { const h = storage("f0", "MASTER", exportDatasets); h.sb.dataset("zdata/enc/nfsdata/k3svolumes"); return h; }],
   ];
 
   it.skipIf(!promtool).each(cases)("%s: promtool check metrics accepts them", (_name, make) => {

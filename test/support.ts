@@ -19,7 +19,8 @@ export function tempDir(prefix = "f3s-test-"): string {
 /** Copies a case's test-only secrets with the modes git cannot keep (0700 dirs, 0600 files). */
 export function privateSecrets(caseName: string): string {
   const dir = join(tempDir(), "secrets");
-  cpSync(join(fixturesDir, "valid", caseName, "secrets"), dir, { recursive: true });
+  // dereference: a case may share another case's secrets through a link (export-datasets).
+  cpSync(join(fixturesDir, "valid", caseName, "secrets"), dir, { recursive: true, dereference: true });
   const fix = (p: string) => {
     chmodSync(p, statSync(p).isDirectory() ? 0o700 : 0o600);
     if (statSync(p).isDirectory()) for (const n of readdirSync(p)) fix(join(p, n));

@@ -30,7 +30,9 @@ describe.each(validCases)("zrepl.yml of %s", (c) => {
     for (const [i, j] of model.replication.jobs.entries()) {
       const job = push.jobs[i];
       expect(job.connect.address).toBe(`${model.standby.replicationAddress}:${model.replication.port}`);
-      expect(job.filesystems).toEqual({ [j.dataset]: true });
+      // The NFS dataset's children too when its exports are datasets of their own.
+      const withChildren = j.dataset === model.nfs.dataset && model.nfs.exportDatasets;
+      expect(job.filesystems).toEqual({ [withChildren ? `${j.dataset}<` : j.dataset]: true });
       expect(job.send.encrypted).toBe(true);
       expect(job.snapshotting).toEqual({ type: "periodic", prefix: "zrepl_", interval: j.interval });
       expect(job.pruning.keep_sender).toContainEqual({ type: "last_n", count: j.keep, regex: "^zrepl_" });

@@ -31,6 +31,8 @@ export interface ReplicationJob {
   snapshotLimit: number;
   /** Where the standby receives it: <sinkRoot>/<primary>/<dataset>. */
   sinkPath: string;
+  /** zrepl's filesystems filter for it: the dataset, or "<dataset><" with its children. */
+  filter: string;
 }
 
 export interface EncryptionRoot {
@@ -126,8 +128,24 @@ export interface Client {
   sourceAddress: string;
   /** exports(5) -maproot for this client: clients[].rootAccess, else storage.nfs.rootAccess. */
   maproot: "nobody" | "root";
-  /** The distinct exports this client's mounts name, in spec order: its /etc/exports lines. */
+  /** The distinct exports this client's mounts name, in spec order. */
   exports: string[];
+  /**
+   * Its /etc/exports lines: the paths of each file system it reaches, one line per file system
+   * (mountd takes a host once per file system, and a line's paths must share one). Under an export
+   * of its own it reaches the export datasets below it too, by their mount points.
+   */
+  exportLines: string[][];
+}
+
+/** An export that is a ZFS dataset of its own (storage.nfs.exportDatasets), or a parent of one. */
+export interface ExportFileSystem {
+  /** Its mount point: the export's path. */
+  path: string;
+  /** Its dataset on the primary: <nfs.dataset>/<path under the NFS root>. */
+  dataset: string;
+  /** The same dataset as the standby receives it. */
+  receivedDataset: string;
 }
 
 export interface Member {
@@ -186,6 +204,10 @@ export interface Model {
     maproot: "nobody" | "root";
     markerFile: string;
     blockFile: string;
+    /** storage.nfs.exportDatasets: each export below the root is a dataset of its own. */
+    exportDatasets: boolean;
+    /** Those datasets, parents before children (empty unless exportDatasets). */
+    fileSystems: ExportFileSystem[];
   };
   replication: {
     port: number;
@@ -223,7 +245,41 @@ export interface Model {
   zfsKeys: ZfsKeyRef[];
 }
 
-const within = (path: string, root: string) => path === root || path.startsWith(root + "/");
+export const within = (path: string, root: string) => path === root || path.startsWith(root + "/");
+
+/**
+ * The export datasets: every export below the NFS root and each directory between it and the root
+ * (a dataset's parent must be a dataset), sorted so that parents come first.
+ */
+function exportFileSystems(nfs: { root: string; dataset: string }, exports: string[], receivedNfsDataset: string): ExportFileSystem[] {
+  const paths = new Set<string>();
+  for (const e of exports) {
+    const parts = e.slice(nfs.root.length + 1).split("/").filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) paths.add(parts.slice(0, i).join("/"));
+  }
+  return [...paths].sort(compareStrings).map((rel) => ({
+    path: `${nfs.root}/${rel}`,
+    dataset: `${nfs.dataset}/${rel}`,
+    receivedDataset: `${receivedNfsDataset}/${rel}`,
+  }));
+}
+
+/**
+ * A client's /etc/exports lines: for each file system (the NFS root's and the export datasets), the
+ * client's exports on it, and the file system itself when it lies below one of the client's exports
+ * (NFSv4 crosses into it only when the client is granted it too).
+ */
+function exportLinesOf(exports: string[], root: string, fileSystems: string[]): string[][] {
+  const all = [root, ...fileSystems];
+  const fsOf = (p: string) => all.filter((f) => within(p, f)).sort((a, b) => b.length - a.length)[0]!;
+  return all
+    .map((f) => {
+      const own = exports.filter((e) => fsOf(e) === f);
+      const below = f !== root && !own.includes(f) && exports.some((e) => within(f, e)) ? [f] : [];
+      return [...below, ...own];
+    })
+    .filter((paths) => paths.length > 0);
+}
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
@@ -303,6 +359,8 @@ export function toModel(spec: Spec, overrides: Override[] = []): Model {
     keep: d.keep,
     snapshotLimit: 3 * d.keep,
     sinkPath: `${replication.sinkRoot}/${primary.name}/${d.name}`,
+    // zrepl's filesystems filter: "<" takes the dataset and its children (the export datasets).
+    filter: d.name === nfs.dataset && nfs.exportDatasets ? `${d.name}<` : d.name,
   }));
 
   // The NFS dataset inherits its key from the innermost encryption root above it.
@@ -335,7 +393,11 @@ export function toModel(spec: Spec, overrides: Override[] = []): Model {
     sourceAddress: `${CLIENT_SOURCE_NET}.${slots[ci]!}`,
     maproot: maprootOf(c.rootAccess ?? nfs.rootAccess),
     exports: [...new Set(c.mounts.map((m) => m.export))],
+    exportLines: [],
   }));
+  const receivedNfsDataset = `${replication.sinkRoot}/${primary.name}/${nfs.dataset}`;
+  const fileSystems = nfs.exportDatasets ? exportFileSystems(nfs, clients.flatMap((c) => c.exports), receivedNfsDataset) : [];
+  for (const c of clients) c.exportLines = exportLinesOf(c.exports, nfs.root, fileSystems.map((f) => f.path));
   const members: Member[] = (spec.members ?? []).map((m) => ({ name: m.name, fqdn: fqdn(m.name), sshHost: m.sshHost ?? fqdn(m.name) }));
 
   const hosts: HostRef[] = [
@@ -386,13 +448,15 @@ export function toModel(spec: Spec, overrides: Override[] = []): Model {
       maproot: maprootOf(nfs.rootAccess),
       markerFile: `${nfs.root}/nfs.DO_NOT_REMOVE`,
       blockFile: `${nfs.root}/nfs.NO_AUTO_FAILBACK`,
+      exportDatasets: nfs.exportDatasets ?? false,
+      fileSystems,
     },
     replication: {
       port: replication.port,
       sinkRoot: replication.sinkRoot,
       jobs,
       clientIdentity: primary.name,
-      receivedNfsDataset: `${replication.sinkRoot}/${primary.name}/${nfs.dataset}`,
+      receivedNfsDataset,
     },
     encryption: {
       keyDirectory: encryption.keyDirectory,

@@ -4,11 +4,9 @@ import { error, warning, pointerOf, showValue, type Diagnostic } from "../diag/d
 import { ipv4ToInt, subnetOf, intToIpv4 } from "./net.js";
 import { systemdEscapePath } from "./systemd-escape.js";
 import type { Spec } from "./types.js";
-import { clientSlots, MAX_CLIENT_SLOT } from "./model.js";
+import { clientSlots, MAX_CLIENT_SLOT, within } from "./model.js";
 import { closest } from "./suggest.js";
 import { EXPIRY_WARNING_DAYS } from "../pki/expiry.js";
-
-const within = (path: string, root: string) => path === root || path.startsWith(root + "/");
 
 /** Ports the storage nodes already use for NFS itself: stunnel cannot take them on the VIP. */
 const RESERVED_PORTS: Record<number, string> = { 111: "rpcbind", 2049: "nfsd" };
@@ -217,6 +215,19 @@ function checkReplication(spec: Spec, out: Diagnostic[]) {
     if (job === "sink") out.push(error("reserved-job", `/storage/replication/datasets/${i}`, `zrepl job name "sink" is taken by the standby's sink job`, "set another jobName"));
     if (within(d.name, spec.storage.replication.sinkRoot) || within(spec.storage.replication.sinkRoot, d.name)) {
       out.push(error("sink-overlap", `/storage/replication/datasets/${i}/name`, `dataset ${showValue(d.name)} overlaps the sink root ${showValue(spec.storage.replication.sinkRoot)}`, "keep replicated datasets and the sink root apart"));
+    }
+    // With export datasets the NFS dataset's job takes every dataset below it ("<dataset><"): a
+    // second job for one of them would send it twice (zrepl refuses overlapping push jobs).
+    const nfs = spec.storage.nfs;
+    if (nfs.exportDatasets && d.name !== nfs.dataset && within(d.name, nfs.dataset)) {
+      out.push(
+        error(
+          "export-datasets-overlap",
+          `/storage/replication/datasets/${i}/name`,
+          `dataset ${showValue(d.name)} lies below the NFS dataset ${showValue(nfs.dataset)}, whose job replicates every dataset below it with exportDatasets`,
+          "remove this entry: the NFS dataset's job replicates it already",
+        ),
+      );
     }
   });
 }

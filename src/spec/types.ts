@@ -18,7 +18,7 @@ export interface Spec {
     interface: string;
     vip: { address: string; hostname: string; aliases?: string[]; vhid: number; password: string; advbase?: number };
     nodes: { name: string; role: "primary" | "standby"; address: string; replicationAddress: string; advskew?: number; sshHost?: string }[];
-    nfs: { root: string; dataset: string; tlsPort: number; rootAccess?: "squash" | "root" };
+    nfs: { root: string; dataset: string; tlsPort: number; rootAccess?: "squash" | "root"; exportDatasets?: boolean };
     replication: {
       port: number;
       sinkRoot: string;
