@@ -45,5 +45,12 @@ export function initialSpec(example: string, schemaPath: string, passwordFile: s
     // ECDSA P-256: keys in microseconds instead of seconds, cheaper handshakes, supported by the
     // stunnel/OpenSSL of every FreeBSD and Linux release f3s-gen targets.
     .replace(/^( +)keyBits: .*$/m, (_line, indent: string) => `${indent}keyType: ecdsa-p256               # rsa (with keyBits 2048|3072|4096) | ecdsa-p256 | ecdsa-p384`)
-    .replace(/^( +)tlsPort: .*$/m, (line, indent: string) => `${line}\n${indent}rootAccess: root               # root on a client is root on the export (Kubernetes); squash: nobody`);
+    // A new cluster has no data in its exports yet: each can start as a dataset of its own, so a
+    // client certificate reaches exactly its exports (turning it on later is a data migration).
+    .replace(
+      /^( +)tlsPort: .*$/m,
+      (line, indent: string) =>
+        `${line}\n${indent}rootAccess: root               # root on a client is root on the export (Kubernetes); squash: nobody` +
+        `\n${indent}exportDatasets: true           # each export a ZFS dataset of its own: a certificate reaches only its exports`,
+    );
 }

@@ -121,8 +121,8 @@ describe("f3s-gen", () => {
     const password = (name: string) => readFileSync(join(cwd, name), "utf8").trim();
     expect(password("mine.carp-password")).toMatch(/^[A-Za-z0-9]{16}$/);
     expect(readFileSync(join(cwd, ".gitignore"), "utf8")).toBe("node_modules/\nout/\n# f3s-gen: private keys, built tarballs (they hold keys), the CARP password\nsecrets/\n*.carp-password\n");
-    // The example's body, key for key: only the header, domain, password, rootAccess and key type differ.
-    const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("#") && !/^domain:|password:|passwordFile:|rootAccess:|keyBits:|keyType:/.test(l)).join("\n");
+    // The example's body, key for key: only the header, domain, password, rootAccess, exportDatasets and key type differ.
+    const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("#") && !/^domain:|password:|passwordFile:|rootAccess:|exportDatasets:|keyBits:|keyType:/.test(l)).join("\n");
     expect(strip(text)).toBe(strip(readFileSync(exampleSpec, "utf8")));
     // Two inits never share a password; the .gitignore is not extended twice.
     await run(["init", "yours.yaml"], cwd);

@@ -6,6 +6,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { packageRoot } from "../src/paths.js";
 import { checkSpecText } from "../src/spec/index.js";
+import { within, type Client, type Model } from "../src/spec/model.js";
 
 const read = (rel: string) => readFileSync(join(packageRoot, rel), "utf8");
 const pages = readdirSync(join(packageRoot, "docs")).filter((n) => n.endsWith(".md")).sort();
@@ -28,7 +29,18 @@ describe("the docs", () => {
     const model = checkSpecText("spec.yaml", read("examples/f3s.example.yaml")).model!;
     const section = read("README.md").split("## What a client certificate grants")[1]!.split("\n## ")[0]!;
     const rows = section.split("\n").filter((l) => /^\| [a-z]/.test(l) && !l.startsWith("| client")).map((l) => l.split("|").slice(1, -1).map((c) => c.trim()));
-    expect(rows).toEqual(model.clients.map((c) => [c.name, `${model.vip.address}:${c.tunnelPort}`, c.sourceAddress, c.exports.join(", "), c.maproot]));
+    // What a client reaches: the file systems its exports lines are on (FreeBSD applies a line to
+    // the whole file system), said as its exports when each lies within one of them.
+    const reach = (m: Model, c: Client) => {
+      const fileSystems = [m.nfs.root, ...m.nfs.fileSystems.map((f) => f.path)];
+      const fsOf = (p: string) => fileSystems.filter((f) => within(p, f)).sort((a, b) => b.length - a.length)[0]!;
+      const wider = [...new Set(c.exportLines.map((l) => fsOf(l[0]!)))].filter((f) => !c.exports.some((e) => within(f, e)));
+      return wider.length ? `all of ${wider.join(", ")}` : c.exports.join(", ");
+    };
+    const confined = checkSpecText("spec.yaml", read("examples/f3s.example.yaml").replace(/^( +)tlsPort: .*$/m, "$&\n$1exportDatasets: true")).model!;
+    expect(rows).toEqual(
+      model.clients.map((c, i) => [c.name, `${model.vip.address}:${c.tunnelPort}`, c.sourceAddress, c.exports.join(", "), c.maproot, reach(confined, confined.clients[i]!), reach(model, c)]),
+    );
   });
 
   it("the README reads in ten minutes (at most 2,300 words) and links every page of docs/", () => {

@@ -79,6 +79,8 @@ describe.skipIf(!hasOpenssl)("pki.keyType, checked by openssl", () => {
     const written = initialSpec(spec, "schema.json", "spec.carp-password");
     expect(written).toMatch(/^ +keyType: ecdsa-p256/m);
     expect(written).not.toMatch(/^ +keyBits:/m);
+    // A new cluster's exports start as datasets of their own (nothing to migrate).
+    expect(written).toMatch(/^ +exportDatasets: true /m);
     // The password is in the file the spec names, beside it.
     const dir = mkdtempSync(join(tmpdir(), "f3s-init-"));
     writeFileSync(join(dir, "spec.yaml"), written);

@@ -57,6 +57,11 @@ async function releases(change: (spec: string) => string, v1Spec = exampleSpec, 
   return { v1, v2 };
 }
 
+/** r1 mounts one more export, /data/nfs/media. */
+const withR1Media = (s: string) => s.replace("  - name: r1\n    mounts:\n", "  - name: r1\n    mounts:\n      - export: /data/nfs/media\n        mountpoint: /mnt/media\n");
+/** A storage host's exports lines (no V4: line, no comments). */
+const exportsLines = (h: Host) => readFileSync(join(h.root, "etc/exports"), "utf8").split("\n").filter((l) => l.startsWith("/"));
+
 describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous release", () => {
   it("a client removed from the spec: the storage nodes restart stunnel (its certificate is refused), the client is decommissioned", async () => {
     const { v1, v2 } = await releases((s) => s.replace(/  - name: r2\n(.*\n){4}/, ""));
@@ -102,16 +107,38 @@ describe.skipIf(!ready)("lifecycle: a changed spec deployed over the previous re
     expect(lo0(came.host)).toEqual(["127.0.1.1", "127.0.1.2", "127.0.1.4", "127.0.1.3"]);
 
     // r1 mounts one more export: its one line lists both; nobody else's line changes.
-    const more = await releases((s) => s.replace("  - name: r1\n    mounts:\n", "  - name: r1\n    mounts:\n      - export: /data/nfs/media\n        mountpoint: /mnt/media\n"), pinned);
+    const more = await releases(withR1Media, pinned);
     const changed = upgrade("f0", more.v1, more.v2);
-    const lines = readFileSync(join(changed.host.root, "etc/exports"), "utf8").split("\n").filter((l) => l.startsWith("/"));
-    expect(lines).toEqual([
+    expect(exportsLines(changed.host)).toEqual([
       "/data/nfs/k3svolumes -maproot=root -network 127.0.1.1 -mask 255.255.255.255",
       "/data/nfs/media /data/nfs/k3svolumes -maproot=root -network 127.0.1.2 -mask 255.255.255.255",
       "/data/nfs/k3svolumes -maproot=root -network 127.0.1.3 -mask 255.255.255.255",
       "/data/nfs -maproot=root -network 127.0.1.4 -mask 255.255.255.255",
     ]);
     expect(changeLines(changed.applied.stdout, "changed")).toContain("reloaded mountd for /etc/exports");
+  });
+
+  it("export datasets turned on, then an export added: the primary creates each one's dataset and the lines follow; v1 then v2 equals a fresh v2", async () => {
+    const on = (s: string) => s.replace(/^( +)tlsPort: .*$/m, "$&\n$1exportDatasets: true");
+    const turned = await releases(on);
+    const first = upgrade("f0", turned.v1, turned.v2);
+    expect(changeLines(first.applied.stdout, "changed")).toContain("created zdata/enc/nfsdata/k3svolumes: the export /data/nfs/k3svolumes is a file system of its own (only its clients reach it)");
+    expect(readFileSync(join(first.host.root, "usr/local/etc/zrepl/zrepl.yml"), "utf8")).toContain('"zdata/enc/nfsdata<": true');
+    upgrade("f1", turned.v1, turned.v2);
+
+    const more = await releases(withR1Media, on(exampleSpec));
+    const added = upgrade("f0", more.v1, more.v2);
+    expect(changeLines(added.applied.stdout, "changed")).toEqual(expect.arrayContaining(["created zdata/enc/nfsdata/media: the export /data/nfs/media is a file system of its own (only its clients reach it)", "reloaded mountd for /etc/exports"]));
+    // One line per client and file system; the laptop reaches the datasets below its export.
+    expect(exportsLines(added.host)).toEqual([
+      "/data/nfs/k3svolumes -maproot=root -network 127.0.1.1 -mask 255.255.255.255",
+      "/data/nfs/k3svolumes -maproot=root -network 127.0.1.2 -mask 255.255.255.255",
+      "/data/nfs/media -maproot=root -network 127.0.1.2 -mask 255.255.255.255",
+      "/data/nfs/k3svolumes -maproot=root -network 127.0.1.3 -mask 255.255.255.255",
+      "/data/nfs -maproot=root -network 127.0.1.4 -mask 255.255.255.255",
+      "/data/nfs/k3svolumes -maproot=root -network 127.0.1.4 -mask 255.255.255.255",
+      "/data/nfs/media -maproot=root -network 127.0.1.4 -mask 255.255.255.255",
+    ]);
   });
 
   it("a mount removed from a client: its unit is stopped, disabled and deleted after the new files are in place (the monitor no longer knows it) and before any unit starts", async () => {
