@@ -16,6 +16,8 @@ beforeAll(async () => {
   [example, other, exportDatasets] = await Promise.all([buildCase("example"), buildCase("other"), buildCase("export-datasets")]);
   for (const h of ["f0", "f1", "f2", "r0", "earth"]) roots.set(h, extract(join(example.outDir, `${h}.tar.gz`)));
   for (const h of ["stor-a", "stor-b", "k8s-a"]) roots.set(h, extract(join(other.outDir, `${h}.tar.gz`)));
+  // The same nodes with storage.nfs.exportDatasets (fixtures/valid/export-datasets).
+  for (const h of ["f0", "f1"]) roots.set(`datasets-${h}`, extract(join(exportDatasets.outDir, `${h}.tar.gz`)));
 });
 const file = (host: string, rel: string) => join(roots.get(host)!, rel);
 
@@ -115,6 +117,25 @@ describe.skipIf(!ready)("carpcontrol.sh", () => {
     for (const s of ["rpcbind", "nfsuserd", "mountd", "nfsd", "stunnel"]) expect(sb.has(`running/${s}`), s).toBe(true);
     expect(sb.read("syslog")).toMatch(/carpcontrol: CARP 1@re0 is MASTER: starting NFS and stunnel/);
     expect(sb.read("syslog")).toMatch(/carpcontrol: service stunnel restart: ok/);
+  });
+
+  it("on MASTER with export datasets: mounts the ones the standby received since its last activation before NFS serves", () => {
+    const sb = new Sandbox();
+    const received = "zdata/sink/f0/zdata/enc/nfsdata";
+    // k3svolumes: received raw (its own encryption root, key not loaded), its directory there;
+    // backup: mounted already; backup/earth: its directory not replicated yet; nothing else exists.
+    sb.dataset(`${received}/k3svolumes`, { keystatus: "unavailable", encryptionroot: `${received}/k3svolumes` });
+    sb.dataset(`${received}/backup`, { mounted: "yes", encryptionroot: received });
+    sb.dataset(`${received}/backup/earth`, { encryptionroot: received });
+    const script = carpcontrol(sb, "datasets-f1");
+    const root = /^ROOT='([^']*)'$/m.exec(readFileSync(script, "utf8"))![1]!;
+    mkdirSync(join(root, "data/nfs/k3svolumes"));
+    expect(sb.run("dash", script, ["1@re0", "MASTER"]).code).toBe(0);
+    const calls = sb.calls().filter((c) => !c.endsWith(" status"));
+    expect(calls.slice(0, 2)).toEqual([`zfs load-key -L file:///keys/f0.lan.buetow.org:zdata.key ${received}/k3svolumes`, `zfs mount ${received}/k3svolumes`]);
+    expect(calls.indexOf("service nfsd start")).toBeGreaterThan(1);
+    expect(sb.prop(`${received}/k3svolumes`, "mounted")).toBe("yes");
+    expect(sb.read("syslog")).toMatch(/daemon\.err carpcontrol: zdata\/sink\/f0\/zdata\/enc\/nfsdata\/backup\/earth cannot be mounted: \/data\/nfs\/backup\/earth is not in the NFS dataset yet/);
   });
 
   it("on BACKUP stops stunnel and the NFS services, and logs", () => {
