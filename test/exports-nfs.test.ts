@@ -12,6 +12,7 @@ import { join, posix } from "node:path";
 import { buildCase, extract, hasTool, tempDir, type Built } from "./support.js";
 import { clientConf, freePort, freePortsFor, serverConf, startStunnel, stunnelBinary } from "./stunnel-harness.js";
 import { packageRoot } from "../src/paths.js";
+import { maskBits, readExports } from "./exports-file.js";
 import type { Model } from "../src/spec/model.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -24,7 +25,7 @@ const available =
   hasTool("ip", ["-V"]) &&
   hasTool("unshare", ["--version"]);
 
-/** One line of FreeBSD's exports(5) as generated: the paths, then -maproot, -network and -mask. */
+/** One line of FreeBSD's exports(5) as generated: the paths, -maproot, and -network with its -mask as a prefix. */
 interface ExportLine {
   paths: string[];
   maproot: string;
@@ -32,30 +33,13 @@ interface ExportLine {
   prefix: number;
 }
 
-/** Parses the generated /etc/exports: the V4: root and one line per client (mountd's syntax). */
-export function parseExports(text: string): { v4Root: string; lines: ExportLine[] } {
-  let v4Root = "";
-  const lines: ExportLine[] = [];
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (!line || line.startsWith("#")) continue;
-    const words = line.split(/\s+/);
-    if (words[0] === "V4:") {
-      v4Root = words[1]!;
-      continue;
-    }
-    const paths = words.filter((w, i) => !w.startsWith("-") && words.slice(0, i).every((p) => !p.startsWith("-")));
-    const option = (name: string) => {
-      const eq = words.find((w) => w.startsWith(`${name}=`));
-      if (eq) return eq.slice(name.length + 1);
-      const at = words.indexOf(name);
-      return at >= 0 ? words[at + 1] : undefined;
-    };
-    const mask = option("-mask")!;
-    const prefix = mask.split(".").reduce((bits, octet) => bits + Number(octet).toString(2).replaceAll("0", "").length, 0);
-    lines.push({ paths, maproot: option("-maproot")!, network: option("-network")!, prefix });
-  }
-  return { v4Root, lines };
+/** The generated /etc/exports (split by test/exports-file.ts): the V4: root and the export lines. */
+function parseExports(text: string): { v4Root: string; lines: ExportLine[] } {
+  const { v4, lines } = readExports(text);
+  return {
+    v4Root: v4[0]![1]!,
+    lines: lines.map((l) => ({ paths: l.dirs, maproot: l.options.get("maproot")!, network: l.options.get("network")!, prefix: maskBits(l.options.get("mask")!) })),
+  };
 }
 
 const within = (path: string, dir: string) => path === dir || path.startsWith(dir === "/" ? "/" : `${dir}/`);

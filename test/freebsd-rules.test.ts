@@ -3,9 +3,11 @@ import { describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkSpecText } from "../src/spec/index.js";
+import { within } from "../src/spec/model.js";
 import { packageRoot } from "../src/paths.js";
 import { extract, hasTool, tempDir } from "./support.js";
 import { Host, keep, release } from "./host-harness.js";
+import { exportsFields, exportsLine } from "./exports-file.js";
 
 const spec = readFileSync(join(packageRoot, "fixtures/valid/example/spec.yaml"), "utf8");
 const withKeyFs = (fs: string) => spec.replace(/^(\s+)keyDirectory: (.*)$/m, `$1keyDirectory: $2\n$1keyDevice: /dev/da0\n$1keyFsType: ${fs}`);
@@ -72,23 +74,11 @@ describe("/etc/exports and lo0: each client's line as mountd and network.subr re
     return { exports: rel("etc/exports"), netif: rel("etc/rc.conf.d/netif"), stunnel: rel("usr/local/etc/stunnel/stunnel.conf") };
   }
 
-  /** get_line: comments and blank lines skipped; nextfield: fields split on blanks. */
-  const lines = (text: string) => text.split("\n").filter((l) => l.trim() && !l.trimStart().startsWith("#")).map((l) => l.trim().split(/[ \t]+/));
-
-  /** check_options and do_opt for one non-V4 line; returns the line's directories, network and options. */
+  /** check_options and do_opt for one non-V4 line (split by test/exports-file.ts); returns its directories, network and root mapping. */
   function parseLine(fields: string[]) {
-    let i = 0;
-    const dirs: string[] = [];
-    // "dirs must be first": every directory comes before the first option or host.
-    while (i < fields.length && fields[i]!.startsWith("/")) dirs.push(fields[i++]!);
-    const opts = new Map<string, string>();
-    for (; i < fields.length; i++) {
-      const f = fields[i]!;
-      expect(f.startsWith("-"), `"${f}": a host name after the options would make a second host set ("network/host conflict")`).toBe(true);
-      const [name, value] = f.slice(1).split("=");
-      expect(["maproot", "mapall", "network", "mask", "alldirs", "ro", "sec", "quiet"], `"bad opt ${name}"`).toContain(name);
-      opts.set(name!, value ?? fields[++i]!);
-    }
+    const { dirs, options: opts, optionNames, hosts } = exportsLine(fields);
+    expect(hosts, 'a host name after the options would make a second host set ("network/host conflict")').toEqual([]);
+    for (const name of optionNames) expect(["maproot", "mapall", "network", "mask", "alldirs", "ro", "sec", "quiet"], `"bad opt ${name}"`).toContain(name);
     expect(dirs.length, "a line exports at least one directory").toBeGreaterThan(0);
     expect(opts.has("maproot") && opts.has("mapall"), '"-mapall and -maproot mutually exclusive"').toBe(false);
     expect(!opts.has("mask") || opts.has("network"), '"-mask requires -network"').toBe(true);
@@ -107,14 +97,14 @@ describe("/etc/exports and lo0: each client's line as mountd and network.subr re
 
   it("the V4: line is one, first, names the NFS root, and carries only -sec", async () => {
     const { exports } = await generated();
-    const v4 = lines(exports).filter((f) => f[0] === "V4:");
+    const v4 = exportsFields(exports).filter((f) => f[0] === "V4:");
     // get_exportlist_one: "V4:duplicate line, ignored"; "Multiple V4 dirs"; check_options: "only -sec,-net,-mask options allowed on V4:".
     expect(v4).toEqual([["V4:", model.nfs.root, "-sec=sys"]]);
   });
 
   it("one line per client, for its own address only, with exactly its exports and its root mapping", async () => {
     const { exports } = await generated();
-    const parsed = lines(exports).filter((f) => f[0] !== "V4:").map(parseLine);
+    const parsed = exportsFields(exports).filter((f) => f[0] !== "V4:").map(parseLine);
     expect(parsed.map((p) => p.network)).toEqual(model.clients.map((c) => c.sourceAddress));
     for (const [i, c] of model.clients.entries()) {
       expect(parsed[i]!.dirs, c.name).toEqual(c.exports);
@@ -134,10 +124,10 @@ describe("/etc/exports and lo0: each client's line as mountd and network.subr re
   // line to the mount of the file system its directories are on: the whole file system, and none
   // below it that has lines of its own.
   function reach(exports: string, fileSystems: string[]) {
-    const fsOf = (p: string) => fileSystems.filter((f) => p === f || p.startsWith(f + "/")).sort((a, b) => b.length - a.length)[0]!;
+    const fsOf = (p: string) => fileSystems.filter((f) => within(p, f)).sort((a, b) => b.length - a.length)[0]!;
     const byAddress = new Map<string, string[]>();
     const seen = new Set<string>();
-    for (const line of lines(exports).filter((f) => f[0] !== "V4:").map(parseLine)) {
+    for (const line of exportsFields(exports).filter((f) => f[0] !== "V4:").map(parseLine)) {
       const fs = new Set(line.dirs.map(fsOf));
       // get_exportlist_one compares each directory's f_fsid with the first's: "dirs must be in the same filesystem".
       expect(fs.size, `${line.dirs.join(" ")}: one file system per line`).toBe(1);
@@ -159,7 +149,7 @@ describe("/etc/exports and lo0: each client's line as mountd and network.subr re
     for (const c of m.clients) {
       const fs = reached.get(c.sourceAddress)!;
       // Every file system it reaches lies within one of its exports, and each export is one.
-      for (const f of fs) expect(c.exports.some((e) => f === e || f.startsWith(e + "/")), `${c.name} reaches ${f}`).toBe(true);
+      for (const f of fs) expect(c.exports.some((e) => within(f, e)), `${c.name} reaches ${f}`).toBe(true);
       for (const e of c.exports) expect(fs, c.name).toContain(e);
     }
     expect(reached.get(m.clients.find((c) => c.name === "earth")!.sourceAddress)).toEqual(fileSystems);
