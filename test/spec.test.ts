@@ -127,6 +127,20 @@ const cases: Case[] = [
   { name: "a client's port on nfsd's (tlsPort + slot)", text: edit("tlsPort: 2323", "tlsPort: 2047"), code: "port-conflict", pointer: "/clients/1", at: "- name: r1" },
   { name: "more clients than slots", text: edit("\nmembers:", Array.from({ length: 247 }, (_, i) => `\n  - name: w${i}\n    mounts:\n      - export: /data/nfs/k3svolumes\n        mountpoint: /mnt/v`).join("") + "\n\nmembers:"), code: "too-many-clients", pointer: "/clients", at: "- name: r0\n" },
   { name: "a client's port past 65535", text: edit("tlsPort: 2323", "tlsPort: 65534"), code: "port-conflict", pointer: "/clients/1", at: "- name: r1" },
+  {
+    name: "an export whose dataset name would pass ZFS's 255 bytes",
+    text: edit("    tlsPort: 2323 ", "    exportDatasets: true\n    tlsPort: 2323 ", edit("      - export: /data/nfs/k3svolumes\n        mountpoint: /data/nfs/k3svolumes\n    restartStuckPods: true\n  - name: r2", `      - export: /data/nfs/${"v".repeat(230)}\n        mountpoint: /mnt/long\n    restartStuckPods: true\n  - name: r2`)),
+    code: "export-dataset-name-too-long",
+    pointer: "/clients/1/mounts/0/export",
+    at: "vvvv",
+  },
+  {
+    name: "a dataset replicated again below the NFS dataset (export datasets)",
+    text: edit("    tlsPort: 2323 ", "    exportDatasets: true\n    tlsPort: 2323 ", edit("      - name: zroot/bhyve/fedora\n", "      - name: zdata/enc/nfsdata/k3svolumes\n        interval: 5m\n        keep: 5\n      - name: zroot/bhyve/fedora\n")),
+    code: "export-datasets-overlap",
+    pointer: "/storage/replication/datasets/1/name",
+    at: "zdata/enc/nfsdata/k3svolumes",
+  },
 ];
 
 describe.each(cases)("$name", (c) => {

@@ -334,12 +334,19 @@ function checkClients(spec: Spec, out: Diagnostic[]) {
     );
   }
   const root = spec.storage.nfs.root;
+  const primaryName = spec.storage.nodes.find((n) => n.role === "primary")?.name ?? "";
   spec.clients.forEach((c, ci) => {
     const mountpoints = new Map<string, number>();
     c.mounts.forEach((m, mi) => {
       const at = `/clients/${ci}/mounts/${mi}`;
       if (!within(m.export, root)) {
         out.push(error("export-outside-root", `${at}/export`, `export ${showValue(m.export)} is not under the NFS root ${showValue(root)}`, `NFSv4 serves only paths under the V4: root; write ${root} or a path below it`));
+      } else if (spec.storage.nfs.exportDatasets && m.export !== root) {
+        // Its dataset as the standby receives it is the longest name it gets (zfs: 255 bytes at most).
+        const received = `${spec.storage.replication.sinkRoot}/${primaryName}/${spec.storage.nfs.dataset}${m.export.slice(root.length)}`;
+        if (received.length > 255) {
+          out.push(error("export-dataset-name-too-long", `${at}/export`, `export ${showValue(m.export)} would be the dataset ${showValue(received)} on the standby: ${received.length} bytes, and ZFS allows 255`, "use a shorter path below the NFS root (or a shorter sinkRoot)"));
+        }
       }
       const mp = m.mountpoint.replace(/\/+$/, "") || "/";
       if (SYSTEM_DIRS.includes(mp) || SYSTEM_TREES.some((t) => t !== "/" && mp.startsWith(t + "/"))) {
