@@ -35,6 +35,7 @@ const GROUPS: [(spec: Spec, out: Diagnostic[]) => void, string[]][] = [
   [checkReplication, ["/storage/replication", "/storage/nodes"]],
   [checkEncryption, ["/storage/encryption", "/storage/replication", "/storage/nfs"]],
   [checkClients, ["/clients", "/storage/nfs"]],
+  [checkExportDatasets, ["/clients", "/storage/nfs", "/storage/nodes", "/storage/replication"]],
   [checkDerivedNames, ["/domain", "/storage", "/clients", "/members"]],
 ];
 
@@ -216,10 +217,17 @@ function checkReplication(spec: Spec, out: Diagnostic[]) {
     if (within(d.name, spec.storage.replication.sinkRoot) || within(spec.storage.replication.sinkRoot, d.name)) {
       out.push(error("sink-overlap", `/storage/replication/datasets/${i}/name`, `dataset ${showValue(d.name)} overlaps the sink root ${showValue(spec.storage.replication.sinkRoot)}`, "keep replicated datasets and the sink root apart"));
     }
-    // With export datasets the NFS dataset's job takes every dataset below it ("<dataset><"): a
-    // second job for one of them would send it twice (zrepl refuses overlapping push jobs).
-    const nfs = spec.storage.nfs;
-    if (nfs.exportDatasets && d.name !== nfs.dataset && within(d.name, nfs.dataset)) {
+  });
+}
+
+/** With storage.nfs.exportDatasets: what the export datasets need from the rest of the spec. */
+function checkExportDatasets(spec: Spec, out: Diagnostic[]) {
+  const nfs = spec.storage.nfs;
+  if (!nfs.exportDatasets) return;
+  // The NFS dataset's job takes every dataset below it ("<dataset><"): a second job for one of them
+  // would send it twice (zrepl refuses overlapping push jobs).
+  spec.storage.replication.datasets.forEach((d, i) => {
+    if (d.name !== nfs.dataset && within(d.name, nfs.dataset)) {
       out.push(
         error(
           "export-datasets-overlap",
@@ -230,6 +238,17 @@ function checkReplication(spec: Spec, out: Diagnostic[]) {
       );
     }
   });
+  // An export's longest dataset name is the standby's received copy (zfs: 255 bytes at most).
+  const primary = spec.storage.nodes.find((n) => n.role === "primary")?.name ?? "";
+  spec.clients.forEach((c, ci) =>
+    c.mounts.forEach((m, mi) => {
+      if (m.export === nfs.root || !within(m.export, nfs.root)) return;
+      const received = `${spec.storage.replication.sinkRoot}/${primary}/${nfs.dataset}${m.export.slice(nfs.root.length)}`;
+      if (received.length > 255) {
+        out.push(error("export-dataset-name-too-long", `/clients/${ci}/mounts/${mi}/export`, `export ${showValue(m.export)} would be the dataset ${showValue(received)} on the standby: ${received.length} bytes, and ZFS allows 255`, "use a shorter path below the NFS root (or a shorter sinkRoot)"));
+      }
+    }),
+  );
 }
 
 export function defaultJobName(primary: string, standby: string, dataset: string): string {
@@ -334,19 +353,12 @@ function checkClients(spec: Spec, out: Diagnostic[]) {
     );
   }
   const root = spec.storage.nfs.root;
-  const primaryName = spec.storage.nodes.find((n) => n.role === "primary")?.name ?? "";
   spec.clients.forEach((c, ci) => {
     const mountpoints = new Map<string, number>();
     c.mounts.forEach((m, mi) => {
       const at = `/clients/${ci}/mounts/${mi}`;
       if (!within(m.export, root)) {
         out.push(error("export-outside-root", `${at}/export`, `export ${showValue(m.export)} is not under the NFS root ${showValue(root)}`, `NFSv4 serves only paths under the V4: root; write ${root} or a path below it`));
-      } else if (spec.storage.nfs.exportDatasets && m.export !== root) {
-        // Its dataset as the standby receives it is the longest name it gets (zfs: 255 bytes at most).
-        const received = `${spec.storage.replication.sinkRoot}/${primaryName}/${spec.storage.nfs.dataset}${m.export.slice(root.length)}`;
-        if (received.length > 255) {
-          out.push(error("export-dataset-name-too-long", `${at}/export`, `export ${showValue(m.export)} would be the dataset ${showValue(received)} on the standby: ${received.length} bytes, and ZFS allows 255`, "use a shorter path below the NFS root (or a shorter sinkRoot)"));
-        }
       }
       const mp = m.mountpoint.replace(/\/+$/, "") || "/";
       if (SYSTEM_DIRS.includes(mp) || SYSTEM_TREES.some((t) => t !== "/" && mp.startsWith(t + "/"))) {
